@@ -1,0 +1,153 @@
+"""`python -m repro`: build the embedded model, manage checkpoints.lock (recipes come next)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from repro import atomic, tiny
+from repro import lock as lockfile
+from repro.errors import OneLineParser, UsageError, run_cli
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise UsageError(f"{out} exists and is not empty; choose another --out or pass --force")
+    try:
+        with atomic.output_dir(out, overwrite=args.force) as tmp:
+            tiny.build_tiny_model(tmp, size=args.size, seed=args.seed)
+    except PermissionError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    params = tiny.parameter_count(args.size)
+    print(f"built the {args.size} SmolLM2-shaped model ({params / 1e6:.2f}M parameters, seed {args.seed}) in {out}")
+    return 0
+
+
+def _cmd_lock_status(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    lock = lockfile.load(args.lock)
+    rows = []
+    for entry in lock.select(args.names):
+        if entry.role == "reproduce-only":
+            pin = f"reproduce: {entry.produced_by}"
+        elif entry.resolved:
+            pin = entry.revision[:12]
+        else:
+            hint = entry.revision_hint or entry.branch or "main"
+            pin = f"UNRESOLVED (from {hint})"
+        rows.append([entry.name, entry.role, entry.repo_id or "-", pin, len(entry.files) or "-"])
+    print(tabulate(rows, headers=["name", "role", "repo", "revision", "files hashed"]))
+    unresolved = sum(1 for e in lock.entries.values() if e.revision == lockfile.UNRESOLVED)
+    print(f"\n{len(lock.entries)} artefacts in {lock.path}; {unresolved} unresolved "
+          "(resolve with network: python -m repro lock update)")
+    return 0
+
+
+def _cached_snapshot(entry: lockfile.Entry) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(entry.repo_id, repo_type=entry.repo_type,
+                                      revision=entry.revision, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
+
+
+def _cmd_lock_verify(args: argparse.Namespace) -> int:
+    lock = lockfile.load(args.lock)
+    if args.local and len(args.names) != 1:
+        raise UsageError("--local checks one snapshot: name exactly one lock entry")
+    if args.local and not Path(args.local).is_dir():
+        raise UsageError(f"--local {args.local}: no such directory")
+    entries = lock.select(args.names)
+    failed, skipped = [], []
+    for entry in entries:
+        if entry.role == "reproduce-only":
+            skipped.append(f"{entry.name}: reproduce-only (no published files)")
+            continue
+        if not entry.resolved or not entry.files:
+            skipped.append(f"{entry.name}: no hashes yet (run `python -m repro lock update {entry.name}`)")
+            continue
+        root = Path(args.local) if args.local else _cached_snapshot(entry)
+        if root is None:
+            skipped.append(f"{entry.name}: not in the Hugging Face cache at {entry.revision[:12]}")
+            continue
+        problems = lockfile.verify_snapshot(entry, root)
+        for problem in problems:
+            print(f"MISMATCH {entry.name}: {problem.path} ({problem.problem})")
+        if problems:
+            failed.append(entry.name)
+        else:
+            print(f"ok       {entry.name}: {len(entry.files)} files match ({root})")
+    for line in skipped:
+        print(f"skipped  {line}")
+    if failed:
+        raise UsageError(f"lock verify failed for {', '.join(failed)}: files differ from {lock.path}")
+    if args.names and skipped:
+        raise UsageError(f"could not verify {len(skipped)} named artefact(s); see the lines above")
+    return 0
+
+
+def _cmd_lock_update(args: argparse.Namespace) -> int:
+    from huggingface_hub import HfApi, constants
+    from tqdm import tqdm
+
+    if constants.HF_HUB_OFFLINE:
+        raise UsageError("lock update needs the hub: unset HF_HUB_OFFLINE and run it with network")
+    lock = lockfile.load(args.lock)
+    api = HfApi()
+    names = [e.name for e in lock.select(args.names)]
+    for name in tqdm(names, desc="resolving", unit="artefact"):
+        lock = lockfile.update(lock, [name], api)
+        lockfile.save(lock)  # after each entry, so an interruption keeps finished work
+    print(f"updated {len(names)} entries in {lock.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m repro",
+        description="Reproduce the SmolTulu checkpoints (arXiv 2412.08347) with locked Tulu 3 recipes.",
+    )
+    parser.add_argument("--lock", type=Path, default=None,
+                        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+
+    p = sub.add_parser("tiny-model", help="build the embedded tiny SmolLM2-shaped model (offline, seconds)",
+                       description="Deterministically build a random LlamaForCausalLM with SmolLM2's "
+                       "architecture and chat template, and a byte-level BPE tokenizer; same seed, same bytes.")
+    p.add_argument("--out", required=True, help="folder to write (must be new or empty)")
+    p.add_argument("--size", choices=sorted(tiny.SIZES), default="tiny",
+                   help="tiny (~0.1M parameters, tests) or small (~4.5M, benchmarks)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=_cmd_tiny_model)
+
+    lock = sub.add_parser("lock", help="show, verify or update checkpoints.lock",
+                          description="Pinned hub revisions and file hashes of every artefact.")
+    lock_sub = lock.add_subparsers(dest="lock_command", required=True, metavar="ACTION",
+                                   parser_class=OneLineParser)
+    p = lock_sub.add_parser("status", help="list entries and whether they are resolved")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.set_defaults(func=_cmd_lock_status)
+    p = lock_sub.add_parser("verify", help="check downloaded files against the lock's hashes (exit 2 on mismatch)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="entries to check (default: all)")
+    p.add_argument("--local", help="a local snapshot folder of the one NAME given (default: the HF cache)")
+    p.set_defaults(func=_cmd_lock_verify)
+    p = lock_sub.add_parser("update", help="resolve revisions and hash files through the hub (needs network)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all)")
+    p.set_defaults(func=_cmd_lock_update)
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv)

@@ -1,0 +1,144 @@
+"""The one resolver every loader in the suite goes through.
+
+A model or dataset is named by a local directory, a lock name (`dpo-1130`), or a hub id.
+Hub artefacts are fetched at the lock's revision only, their files checked against the
+lock's hashes before use; unresolved or unlisted ones are refused unless allow_unlocked.
+Offline (HF_HUB_OFFLINE=1) it reads the Hugging Face cache and says how to fill it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro import lock as lockfile
+from repro.errors import UsageError
+
+HUB_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    path: Path
+    source: str  # "local" | "repro-output" | "hub"
+    name: str | None = None  # lock name, when the lock knows it
+    repo_id: str | None = None
+    revision: str | None = None  # commit sha; None for local folders and unlocked hub heads
+    locked: bool = False  # True when files were checked against lock hashes
+
+    def describe(self) -> str:
+        if self.source == "hub":
+            pin = self.revision or "hub head (unlocked)"
+            return f"{self.repo_id}@{pin}" + (" [hashes verified]" if self.locked else "")
+        return f"{self.path} ({self.source})"
+
+
+def outputs_root() -> Path:
+    """Where `python -m repro NAME` writes checkpoints: SMOLTULU_OUTPUTS, else ./outputs."""
+    return Path(os.environ.get("SMOLTULU_OUTPUTS", "outputs"))
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    return spec.count("/") == 1 and set(spec) <= HUB_ID_CHARS and not spec.startswith((".", "/"))
+
+
+def _download(repo_id: str, repo_type: str, revision: str | None, patterns: list[str]) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    pin = f" --revision {revision}" if revision else ""
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                repo_type=repo_type,
+                revision=revision,
+                allow_patterns=patterns,
+                local_files_only=_offline(),
+            )
+        )
+    except LocalEntryNotFoundError:
+        raise UsageError(
+            f"{repo_id}{'@' + revision if revision else ''} is not in the local Hugging Face "
+            f"cache and the hub is offline; with network run: hf download {repo_id}"
+            f"{' --repo-type dataset' if repo_type == 'dataset' else ''}{pin}"
+        ) from None
+    except RepositoryNotFoundError:
+        raise UsageError(f"{repo_id}: no such {repo_type} repository on the hub (or it is gated)") from None
+    except RevisionNotFoundError:
+        raise UsageError(f"{repo_id}: revision {revision} not found on the hub") from None
+    except OSError as exc:  # connection problems surface as OSError subclasses
+        raise UsageError(f"{repo_id}: could not download ({exc.__class__.__name__}: {exc})") from None
+
+
+def resolve(
+    spec: str,
+    *,
+    lock: lockfile.Lock | None = None,
+    allow_unlocked: bool = False,
+    repo_type: str = "model",
+) -> Resolved:
+    """Turn a path, lock name or hub id into a local directory, applying the lock."""
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return Resolved(path=local.resolve(), source="local")
+    if spec.startswith((".", "/", "~")) or (os.sep in spec and not _looks_like_hub_id(spec)):
+        raise UsageError(f"{spec}: no such directory")
+
+    lock = lock or lockfile.load()
+    try:
+        entry = lock.get(spec)
+    except UsageError:
+        if not _looks_like_hub_id(spec):
+            raise
+        entry = None
+
+    if entry is None:
+        if not allow_unlocked:
+            raise UsageError(
+                f"{spec} is not in {lock.path}: add it and run `python -m repro lock update`, "
+                "or pass --allow-unlocked to use the hub's current revision"
+            )
+        return Resolved(path=_download(spec, repo_type, None, ["*"]), source="hub", repo_id=spec)
+
+    if entry.repo_type != repo_type and entry.role != "reproduce-only":
+        raise UsageError(f"{entry.name} is a {entry.repo_type} in the lock, not a {repo_type}")
+    if entry.role == "reproduce-only":
+        produced = outputs_root() / entry.name
+        if (produced / "config.json").is_file():
+            return Resolved(path=produced.resolve(), source="repro-output", name=entry.name)
+        raise UsageError(
+            f"{entry.name} ({entry.paper_name}) is not published: produce it with "
+            f"`{entry.produced_by}` (writes {produced}), or pass its directory"
+        )
+    if not entry.resolved and not allow_unlocked:
+        raise UsageError(
+            f"{entry.name} ({entry.repo_id}) has an unresolved revision in {lock.path}: run "
+            f"`python -m repro lock update {entry.name}` with network, or pass --allow-unlocked"
+        )
+    revision = entry.revision if entry.resolved else None
+    path = _download(entry.repo_id, entry.repo_type, revision, entry.patterns)
+    if entry.resolved and entry.files:
+        problems = lockfile.verify_snapshot(entry, path)
+        if problems:
+            listed = ", ".join(f"{p.path} ({p.problem})" for p in problems)
+            raise UsageError(f"{entry.name}: files at {path} do not match the lock: {listed}")
+    return Resolved(
+        path=path,
+        source="hub",
+        name=entry.name,
+        repo_id=entry.repo_id,
+        revision=revision,
+        locked=bool(entry.resolved and entry.files),
+    )
