@@ -21,8 +21,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     lock = lockfile.load(args.lock)
     rows = []
-    for entry in sorted(lock.entries.values(), key=lambda e: (MODEL_ROLES.index(e.role)
-                                                             if e.role in MODEL_ROLES else 9, e.name)):
+    for entry in sorted(
+        lock.entries.values(),
+        key=lambda e: (MODEL_ROLES.index(e.role) if e.role in MODEL_ROLES else 9, e.name),
+    ):
         if entry.role not in MODEL_ROLES:
             continue
         row = [entry.name, entry.paper_name, entry.repo_id or "(reproduce only)"]
@@ -43,13 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m evalsuite",
         description="Evaluate models with the SmolLM2/lighteval protocol used by the SmolTulu paper.",
     )
-    parser.add_argument("--lock", type=Path, default=None,
-                        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=OneLineParser)
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     p = sub.add_parser("models", help="list the lock's model names that --model accepts")
-    p.add_argument("--check", action="store_true",
-                   help="also resolve each one (offline: from the local cache) and say where from")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="also resolve each one (offline: from the local cache) and say where from",
+    )
     p.set_defaults(func=_cmd_models)
     return parser
 

@@ -21,7 +21,8 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     except PermissionError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror}") from None
     params = tiny.parameter_count(args.size)
-    print(f"built the {args.size} SmolLM2-shaped model ({params / 1e6:.2f}M parameters, seed {args.seed}) in {out}")
+    print(f"built the {args.size} SmolLM2-shaped model ({params / 1e6:.2f}M parameters, seed {args.seed})")
+    print(f"  -> {out}")
     return 0
 
 
@@ -41,8 +42,10 @@ def _cmd_lock_status(args: argparse.Namespace) -> int:
         rows.append([entry.name, entry.role, entry.repo_id or "-", pin, len(entry.files) or "-"])
     print(tabulate(rows, headers=["name", "role", "repo", "revision", "files hashed"]))
     unresolved = sum(1 for e in lock.entries.values() if e.revision == lockfile.UNRESOLVED)
-    print(f"\n{len(lock.entries)} artefacts in {lock.path}; {unresolved} unresolved "
-          "(resolve with network: python -m repro lock update)")
+    print(
+        f"\n{len(lock.entries)} artefacts in {lock.path}; {unresolved} unresolved "
+        "(resolve with network: python -m repro lock update)"
+    )
     return 0
 
 
@@ -51,8 +54,11 @@ def _cached_snapshot(entry: lockfile.Entry) -> Path | None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(entry.repo_id, repo_type=entry.repo_type,
-                                      revision=entry.revision, local_files_only=True))
+        return Path(
+            snapshot_download(
+                entry.repo_id, repo_type=entry.repo_type, revision=entry.revision, local_files_only=True
+            )
+        )
     except LocalEntryNotFoundError:
         return None
 
@@ -113,28 +119,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m repro",
         description="Reproduce the SmolTulu checkpoints (arXiv 2412.08347) with locked Tulu 3 recipes.",
     )
-    parser.add_argument("--lock", type=Path, default=None,
-                        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)")
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
-    p = sub.add_parser("tiny-model", help="build the embedded tiny SmolLM2-shaped model (offline, seconds)",
-                       description="Deterministically build a random LlamaForCausalLM with SmolLM2's "
-                       "architecture and chat template, and a byte-level BPE tokenizer; same seed, same bytes.")
+    p = sub.add_parser(
+        "tiny-model",
+        help="build the embedded tiny SmolLM2-shaped model (offline, seconds)",
+        description="Deterministically build a random LlamaForCausalLM with SmolLM2's "
+        "architecture and chat template, and a byte-level BPE tokenizer; same seed, same bytes.",
+    )
     p.add_argument("--out", required=True, help="folder to write (must be new or empty)")
-    p.add_argument("--size", choices=sorted(tiny.SIZES), default="tiny",
-                   help="tiny (~0.1M parameters, tests) or small (~4.5M, benchmarks)")
+    p.add_argument(
+        "--size",
+        choices=sorted(tiny.SIZES),
+        default="tiny",
+        help="tiny (~0.1M parameters, tests) or small (~4.5M, benchmarks)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=_cmd_tiny_model)
 
-    lock = sub.add_parser("lock", help="show, verify or update checkpoints.lock",
-                          description="Pinned hub revisions and file hashes of every artefact.")
-    lock_sub = lock.add_subparsers(dest="lock_command", required=True, metavar="ACTION",
-                                   parser_class=OneLineParser)
+    lock = sub.add_parser(
+        "lock",
+        help="show, verify or update checkpoints.lock",
+        description="Pinned hub revisions and file hashes of every artefact.",
+    )
+    lock_sub = lock.add_subparsers(
+        dest="lock_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
     p = lock_sub.add_parser("status", help="list entries and whether they are resolved")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(func=_cmd_lock_status)
-    p = lock_sub.add_parser("verify", help="check downloaded files against the lock's hashes (exit 2 on mismatch)")
+    p = lock_sub.add_parser(
+        "verify", help="check downloaded files against the lock's hashes (exit 2 on mismatch)"
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to check (default: all)")
     p.add_argument("--local", help="a local snapshot folder of the one NAME given (default: the HF cache)")
     p.set_defaults(func=_cmd_lock_verify)

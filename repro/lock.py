@@ -36,8 +36,18 @@ DEFAULT_INCLUDE = {
 }
 # Order of keys in the written file: identity first, hashes last.
 KEY_ORDER = (
-    "repo_id", "repo_type", "role", "paper_name", "revision", "revision_hint",
-    "contains_commit", "branch", "include", "produced_by", "note", "files",
+    "repo_id",
+    "repo_type",
+    "role",
+    "paper_name",
+    "revision",
+    "revision_hint",
+    "contains_commit",
+    "branch",
+    "include",
+    "produced_by",
+    "note",
+    "files",
 )
 HEADER = """\
 # checkpoints.lock: the hub artefacts the SmolTulu paper depends on, pinned.
@@ -145,9 +155,7 @@ def load(path: Path | None = None) -> Lock:
         raise UsageError(f"lock file {path} is not valid TOML: {exc}") from None
     if data.get("schema") != SCHEMA:
         raise UsageError(f"lock file {path}: schema {data.get('schema')!r}, expected {SCHEMA}")
-    entries = {
-        name: _entry_from_toml(name, raw, path) for name, raw in data.get("artefact", {}).items()
-    }
+    entries = {name: _entry_from_toml(name, raw, path) for name, raw in data.get("artefact", {}).items()}
     return Lock(entries=entries, path=path)
 
 
@@ -195,9 +203,9 @@ def snapshot_files(root: Path, entry: Entry) -> list[str]:
     found = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and not any(part.startswith(".") for part in rel.split("/")):
-            if entry.wants(rel):
-                found.append(rel)
+        hidden = any(part.startswith(".") for part in rel.split("/"))
+        if path.is_file() and not hidden and entry.wants(rel):
+            found.append(rel)
     return found
 
 
@@ -210,8 +218,9 @@ def verify_snapshot(entry: Entry, root: Path) -> list[Mismatch]:
             problems.append(Mismatch(rel, "missing"))
         elif sha256_file(path) != expected:
             problems.append(Mismatch(rel, "modified"))
-    problems += [Mismatch(rel, "not in lock") for rel in snapshot_files(root, entry)
-                 if rel not in entry.files]
+    problems += [
+        Mismatch(rel, "not in lock") for rel in snapshot_files(root, entry) if rel not in entry.files
+    ]
     return problems
 
 
@@ -221,11 +230,22 @@ def verify_snapshot(entry: Entry, root: Path) -> list[Mismatch]:
 class HubApi(Protocol):
     """The slice of huggingface_hub.HfApi that `lock update` uses (a fake in tests)."""
 
-    def list_repo_commits(self, repo_id: str, *, repo_type: str | None = ..., revision: str | None = ...) -> Any: ...
+    def list_repo_commits(
+        self, repo_id: str, *, repo_type: str | None = ..., revision: str | None = ...
+    ) -> Any: ...
 
-    def repo_info(self, repo_id: str, *, revision: str | None = ..., repo_type: str | None = ..., files_metadata: bool = ...) -> Any: ...
+    def repo_info(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = ...,
+        repo_type: str | None = ...,
+        files_metadata: bool = ...,
+    ) -> Any: ...
 
-    def hf_hub_download(self, repo_id: str, filename: str, *, repo_type: str | None = ..., revision: str | None = ...) -> str: ...
+    def hf_hub_download(
+        self, repo_id: str, filename: str, *, repo_type: str | None = ..., revision: str | None = ...
+    ) -> str: ...
 
 
 def _history(api: HubApi, entry: Entry, revision: str | None) -> list[str]:
@@ -256,9 +276,7 @@ def update_entry(api: HubApi, entry: Entry) -> Entry:
     if entry.contains_commit and not any(
         c.startswith(entry.contains_commit) for c in _history(api, entry, revision)
     ):
-        raise UsageError(
-            f"{entry.name}: commit {entry.contains_commit} is not in the history of {revision}"
-        )
+        raise UsageError(f"{entry.name}: commit {entry.contains_commit} is not in the history of {revision}")
     info = api.repo_info(entry.repo_id, repo_type=entry.repo_type, revision=revision, files_metadata=True)
     files = {}
     for sibling in info.siblings:

@@ -1,0 +1,62 @@
+"""Shared fixtures: the embedded tiny model, the real benchmark data, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def assert_usage_error(self, *needles: str) -> None:
+        """The suite's bad-input contract: exit 2, one line on stderr, no traceback."""
+        assert self.returncode == 2, (self.returncode, self.stdout, self.stderr)
+        assert "Traceback" not in self.stderr, self.stderr
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1, self.stderr
+        for needle in needles:
+            assert needle in lines[0], (needle, lines[0])
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> CliResult:
+    merged = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=merged,
+        cwd=cwd or ROOT,
+        timeout=600,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from repro.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def benchdata() -> Path:
+    """../shared/benchdata, or SMOLTULU_BENCHDATA; tests that need it skip when it is absent."""
+    path = Path(os.environ.get("SMOLTULU_BENCHDATA", ROOT.parent / "shared" / "benchdata"))
+    if not (path / "SHA256SUMS").is_file():
+        pytest.skip(
+            f"real benchmark data not found at {path}: set SMOLTULU_BENCHDATA to a copy of shared/benchdata"
+        )
+    return path

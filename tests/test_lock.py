@@ -1,0 +1,274 @@
+"""checkpoints.lock: contents from the spec, canonical form, verify, update and the resolver."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import ROOT, run_module
+
+from repro import lock as lockfile
+from repro.errors import UsageError
+from repro.resolve import resolve
+
+FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_repository_lock_is_canonical_and_valid() -> None:
+    text = (ROOT / "checkpoints.lock").read_text()
+    assert lockfile.dumps(lockfile.load(ROOT / "checkpoints.lock")) == text
+
+
+def test_lock_names_every_artefact_of_the_spec() -> None:
+    lock = lockfile.load(ROOT / "checkpoints.lock")
+    repos = {e.repo_id for e in lock.entries.values()}
+    # recipes.md "Published checkpoints", base models, baselines, data; eval-protocol.md data.
+    for repo in [
+        "SultanR/SmolTulu-1.7b-Instruct",
+        "SultanR/SmolTulu-1.7b-RM",
+        "SultanR/SmolTulu-1.7b-Reinforced",
+        "HuggingFaceTB/SmolLM2-1.7B",
+        "HuggingFaceTB/SmolLM2-135M",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "allenai/Llama-3.1-Tulu-3-8B-RM",
+        "allenai/tulu-3-sft-mixture",
+        "allenai/llama-3.1-tulu-3-8b-preference-mixture",
+        "allenai/ai2_arc",
+        "Rowan/hellaswag",
+        "ybisk/piqa",
+        "TIGER-Lab/MMLU-Pro",
+        "lighteval/big_bench_hard",
+        "openai/gsm8k",
+        "google/IFEval",
+        "allenai/reward-bench",
+        "allenai/ultrafeedback_binarized_cleaned",
+    ]:
+        assert repo in repos, repo
+    for name in ["sft-1130", "sft-1207", "dpo-1207", "rm-1207"]:
+        assert lock.get(name).role == "reproduce-only"
+        assert lock.get(name).produced_by == f"python -m repro {name}"
+    # Known commits from recipes.md: full shas pinned, short ones kept as hints, never expanded.
+    assert lock.get("dpo-1130").revision == "038ba8a7e8a2bff3c6ae2b352fafbc698d539f93"
+    assert lock.get("dpo-1130").contains_commit == "b9e6a80"
+    assert lock.get("rm-1130").revision == "dc7adfec9f42110e8658f999ebaec0cd9525bea6"
+    assert lock.get("rm-1130").contains_commit == "82ead9b"
+    assert (lock.get("reinforced").revision, lock.get("reinforced").revision_hint) == (
+        "unresolved",
+        "2116ae7",
+    )
+    assert lock.get("tulu-3-sft-mixture").revision_hint == "b14afda"
+    assert lock.get("tulu-3-preference-mixture").revision_hint == "13d2865"
+    assert lock.get("SultanR/SmolTulu-1.7b-Instruct").name == "dpo-1130"  # by hub id too
+
+
+def test_lock_rejects_a_short_revision(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.lock"
+    bad.write_text(
+        'schema = 1\n[artefact.x]\nrepo_id = "a/b"\nrole = "base"\npaper_name = "X"\nrevision = "b9e6a80"\n'
+    )
+    with pytest.raises(UsageError, match="full 40-hex sha"):
+        lockfile.load(bad)
+
+
+# ------------------------------------------------------------ a fake snapshot and its lock
+
+FILES = {
+    "config.json": b'{"model_type": "llama"}\n',
+    "model.safetensors": b"\x00weights" * 64,
+    "tokenizer.json": b'{"version": "1.0"}\n',
+}
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> SimpleNamespace:
+    """A snapshot folder plus a lock whose hashes are computed here with hashlib."""
+    snap = tmp_path / "snapshot"
+    snap.mkdir()
+    for name, data in FILES.items():
+        (snap / name).write_bytes(data)
+    hashes = "\n".join(f'"{n}" = "{hashlib.sha256(d).hexdigest()}"' for n, d in sorted(FILES.items()))
+    lock_path = tmp_path / "checkpoints.lock"
+    lock_path.write_text(
+        'schema = 1\n\n[artefact.fake-model]\nrepo_id = "fake-org/fake-model"\nrepo_type = "model"\n'
+        f'role = "published"\npaper_name = "Fake"\nrevision = "{FAKE_SHA}"\n\n'
+        f"[artefact.fake-model.files]\n{hashes}\n\n"
+        '[artefact.fake-unresolved]\nrepo_id = "fake-org/other"\nrole = "baseline"\n'
+        'paper_name = "Other"\nrevision = "unresolved"\n'
+    )
+    return SimpleNamespace(snapshot=snap, lock=lock_path, tmp=tmp_path)
+
+
+def _verify(fake: SimpleNamespace, *extra: str, env: dict[str, str] | None = None):
+    return run_module("repro", "--lock", str(fake.lock), "lock", "verify", *extra, env=env)
+
+
+def test_verify_passes_on_an_intact_snapshot(fake: SimpleNamespace) -> None:
+    result = _verify(fake, "fake-model", "--local", str(fake.snapshot))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout and "3 files match" in result.stdout
+
+
+def test_verify_catches_a_one_byte_tamper(fake: SimpleNamespace) -> None:
+    weights = fake.snapshot / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[10] ^= 1
+    weights.write_bytes(bytes(data))
+    result = _verify(fake, "fake-model", "--local", str(fake.snapshot))
+    result.assert_usage_error("fake-model")
+    assert "MISMATCH fake-model: model.safetensors (modified)" in result.stdout
+    assert "config.json" not in result.stdout
+
+
+def test_verify_catches_a_missing_and_an_extra_file(fake: SimpleNamespace) -> None:
+    (fake.snapshot / "tokenizer.json").unlink()
+    (fake.snapshot / "extra.safetensors").write_bytes(b"surprise")
+    result = _verify(fake, "fake-model", "--local", str(fake.snapshot))
+    result.assert_usage_error()
+    assert "tokenizer.json (missing)" in result.stdout
+    assert "extra.safetensors (not in lock)" in result.stdout
+
+
+def test_verify_unknown_name(fake: SimpleNamespace) -> None:
+    _verify(fake, "no-such-model").assert_usage_error("no-such-model", "not in")
+
+
+def _fake_hf_cache(fake: SimpleNamespace) -> Path:
+    cache = fake.tmp / "hf-cache"
+    target = cache / "models--fake-org--fake-model" / "snapshots" / FAKE_SHA
+    target.parent.mkdir(parents=True)
+    fake.snapshot.rename(target)
+    return cache
+
+
+def test_verify_reads_the_hf_cache(fake: SimpleNamespace) -> None:
+    cache = _fake_hf_cache(fake)
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = _verify(fake, "fake-model", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (cache / "models--fake-org--fake-model" / "snapshots" / FAKE_SHA / "config.json").write_text("{}")
+    _verify(fake, "fake-model", env=env).assert_usage_error()
+
+
+def test_resolver_applies_the_lock_offline(fake: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    cache = _fake_hf_cache(fake)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    lock = lockfile.load(fake.lock)
+    resolved = resolve("fake-model", lock=lock)
+    assert resolved.revision == FAKE_SHA and resolved.locked
+    assert resolved.path.name == FAKE_SHA
+    assert resolve("fake-org/fake-model", lock=lock).name == "fake-model"
+    (resolved.path / "model.safetensors").write_bytes(b"tampered")
+    with pytest.raises(UsageError, match=r"model\.safetensors \(modified\)"):
+        resolve("fake-model", lock=lock)
+
+
+def test_resolver_refusals(fake: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    lock = lockfile.load(fake.lock)
+    with pytest.raises(UsageError, match=r"unresolved revision.*--allow-unlocked"):
+        resolve("fake-unresolved", lock=lock)
+    with pytest.raises(UsageError, match=r"not in .*--allow-unlocked"):
+        resolve("someone/unlisted", lock=lock)
+    with pytest.raises(UsageError, match=r"not in the local Hugging Face cache.*hf download"):
+        resolve("someone/unlisted", lock=lock, allow_unlocked=True)
+    with pytest.raises(UsageError, match="no such directory"):
+        resolve("./missing/dir", lock=lock)
+    assert resolve(str(fake.snapshot), lock=lock).source == "local"
+
+
+def test_resolver_points_reproduce_only_names_at_their_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMOLTULU_OUTPUTS", str(tmp_path))
+    lock = lockfile.load(ROOT / "checkpoints.lock")
+    with pytest.raises(UsageError, match=r"not published: produce it with `python -m repro dpo-1207`"):
+        resolve("dpo-1207", lock=lock)
+    (tmp_path / "dpo-1207").mkdir()
+    (tmp_path / "dpo-1207" / "config.json").write_text("{}")
+    assert resolve("dpo-1207", lock=lock).source == "repro-output"
+
+
+# ------------------------------------------------------------ update, against a fake hub
+
+
+@dataclass
+class FakeHub:
+    """Answers the HfApi calls `lock update` makes, from a fixed commit history."""
+
+    history: list[str]
+    files: dict[str, bytes]
+    downloads: Path
+
+    def list_repo_commits(self, repo_id, *, repo_type=None, revision=None):
+        start = self.history.index(revision) if revision in self.history else 0
+        return [SimpleNamespace(commit_id=c) for c in self.history[start:]]
+
+    def repo_info(self, repo_id, *, revision=None, repo_type=None, files_metadata=False):
+        siblings = []
+        for name, data in self.files.items():
+            lfs = (
+                SimpleNamespace(sha256=hashlib.sha256(data).hexdigest())
+                if name.endswith(".safetensors")
+                else None
+            )
+            siblings.append(SimpleNamespace(rfilename=name, lfs=lfs))
+        siblings.append(SimpleNamespace(rfilename="onnx/model.onnx", lfs=SimpleNamespace(sha256="f" * 64)))
+        return SimpleNamespace(sha=self.history[0], siblings=siblings)
+
+    def hf_hub_download(self, repo_id, filename, *, repo_type=None, revision=None):
+        path = self.downloads / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.files[filename])
+        return str(path)
+
+
+def _hub(tmp_path: Path) -> FakeHub:
+    history = ["a" * 40, "b9e6a80" + "1" * 33, "c" * 40]  # newest first
+    return FakeHub(history=history, files=FILES, downloads=tmp_path / "dl")
+
+
+def _entry(**kw) -> lockfile.Entry:
+    base = {"name": "m", "repo_id": "o/m", "role": "published", "paper_name": "M", "revision": "unresolved"}
+    return lockfile.Entry(**{**base, **kw})
+
+
+def test_update_resolves_a_short_hint_and_hashes_files(tmp_path: Path) -> None:
+    entry = lockfile.update_entry(_hub(tmp_path), _entry(revision_hint="b9e6a80"))
+    assert entry.revision == "b9e6a80" + "1" * 33
+    assert entry.files == {n: hashlib.sha256(d).hexdigest() for n, d in FILES.items()}  # onnx excluded
+
+
+def test_update_takes_branch_head_without_hint_and_is_deterministic(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    lock = lockfile.Lock({"m": _entry()}, path=tmp_path / "l")
+    once = lockfile.dumps(lockfile.update(lock, [], hub))
+    twice = lockfile.dumps(lockfile.update(lockfile.update(lock, [], hub), [], hub))
+    assert once == twice and f'revision = "{"a" * 40}"' in once
+
+
+def test_update_refuses_ambiguous_or_foreign_commits(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    with pytest.raises(UsageError, match="matches 0 commits"):
+        lockfile.update_entry(hub, _entry(revision_hint="deadbee"))
+    with pytest.raises(UsageError, match="not in the history"):
+        lockfile.update_entry(hub, _entry(revision="c" * 40, contains_commit="b9e6a80"))
+    assert (
+        lockfile.update_entry(hub, _entry(revision="a" * 40, contains_commit="b9e6a80")).revision == "a" * 40
+    )
+
+
+def test_update_refuses_offline(tmp_path: Path) -> None:
+    run_module("repro", "lock", "update", "dpo-1130", env={"HF_HUB_OFFLINE": "1"}).assert_usage_error(
+        "network"
+    )
