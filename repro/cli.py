@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import atomic, tiny
+from repro import atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
 from repro.errors import OneLineParser, UsageError, run_cli
+from repro.resolve import outputs_root
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -114,6 +116,69 @@ def _cmd_lock_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def detected_world_size() -> int:
+    """Processes of this launch: WORLD_SIZE from accelerate/torchrun, else visible GPUs, else 1."""
+    if env := os.environ.get("WORLD_SIZE"):
+        return int(env)
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def _cmd_recipe(args: argparse.Namespace) -> int:
+    chosen = recipe.apply_overrides(recipe.load(args.command), args.override)
+    lock = lockfile.load(args.lock)
+    world = args.world_size or detected_world_size()
+    out = str(args.out or outputs_root() / chosen.name)
+    plan = None
+    if not chosen.grid:
+        plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)
+    if args.dry_run:
+        print(dryrun.render(chosen, plan, lock, out))
+        return 0
+    raise UsageError(
+        f"training is not available in this version yet; `python -m repro {chosen.name} --dry-run` "
+        "shows the resolved run"
+    )
+
+
+def _cmd_hparam_tables(args: argparse.Namespace) -> int:
+    from repro import hparam_tables
+
+    text = hparam_tables.markdown()
+    if args.out:
+        atomic.write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
+    for name in recipe.names():
+        r = recipe.load(name)
+        p = sub.add_parser(
+            name,
+            help=f"train {r.paper_name} ({r.stage}) from its locked recipe",
+            description=f"Train {r.paper_name} with TRL from repro/recipes/{name}.yaml. "
+            "--dry-run prints the resolved configuration without network.",
+        )
+        p.add_argument("--dry-run", action="store_true", help="print the resolved run and exit")
+        p.add_argument(
+            "--override",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="change one recipe value (recorded in the manifest); repeatable",
+        )
+        p.add_argument("--out", type=Path, help="output folder (default: outputs/NAME, or SMOLTULU_OUTPUTS)")
+        p.add_argument(
+            "--per-device-batch", type=int, help="per-device batch (must divide the effective batch)"
+        )
+        p.add_argument("--world-size", type=int, help="processes to plan for (default: detected)")
+        p.set_defaults(func=_cmd_recipe)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m repro",
@@ -164,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = lock_sub.add_parser("update", help="resolve revisions and hash files through the hub (needs network)")
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all)")
     p.set_defaults(func=_cmd_lock_update)
+    p = sub.add_parser(
+        "hparam-tables", help="regenerate the paper's Tables 2, 5, 7 from the recipes (Markdown)"
+    )
+    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.set_defaults(func=_cmd_hparam_tables)
+    _add_recipe_parsers(sub)
     return parser
 
 

@@ -142,3 +142,19 @@ def resolve(
         revision=revision,
         locked=bool(entry.resolved and entry.files),
     )
+
+
+def describe_pin(spec: str, lock: lockfile.Lock) -> str:
+    """Where `spec` would load from, without touching the network or the cache."""
+    entry = lock.get(spec)
+    if entry.role == "reproduce-only":
+        produced = outputs_root() / entry.name
+        if (produced / "config.json").is_file():
+            return f"local output {produced}"
+        return f"not produced yet: run `{entry.produced_by}` (writes {produced})"
+    if entry.resolved:
+        return f"{entry.repo_id}@{entry.revision}"
+    source = (
+        f"short sha {entry.revision_hint}" if entry.revision_hint else f"head of {entry.branch or 'main'}"
+    )
+    return f"{entry.repo_id}@UNRESOLVED (`python -m repro lock update {entry.name}` pins the {source})"

@@ -1,0 +1,39 @@
+"""`python -m repro NAME --dry-run`: the full resolved configuration of a run, offline."""
+
+from __future__ import annotations
+
+from repro import lock as lockfile
+from repro import trl_args
+from repro.recipe import BatchPlan, Recipe
+from repro.resolve import describe_pin
+
+
+def render(recipe: Recipe, plan: BatchPlan | None, lock: lockfile.Lock, output_dir: str) -> str:
+    """Inputs with their pins, every hyperparameter with its source, batch split, TRL args.
+
+    `plan` is None for a grid recipe, whose points each get their own split.
+    """
+    from tabulate import tabulate
+
+    lines = [f"recipe {recipe.name} ({recipe.paper_name}), stage {recipe.stage}", ""]
+    inputs = [[k, s.value, describe_pin(str(s.value), lock), s.source] for k, s in recipe.inputs.items()]
+    lines += ["inputs:", tabulate(inputs, headers=["input", "lock name", "resolves to", "source"]), ""]
+    hyper = [[k, s.value, s.source] for k, s in sorted(recipe.hyperparameters.items())]
+    lines += ["hyperparameters:", tabulate(hyper, headers=["key", "value", "source"]), ""]
+    if recipe.grid:
+        grid = [[k, s.value, s.source] for k, s in recipe.grid.items()]
+        lines += ["grid:", tabulate(grid, headers=["key", "values", "source"]), ""]
+    if plan is None:
+        return "\n".join([*lines, f"output: {output_dir}/<point>"])
+    lines.append(f"LR / effective batch = {recipe.lr_per_example:.4g}")
+    lines += [
+        f"effective batch: {plan.describe()} (world size {plan.world_size} detected)",
+        f"output: {output_dir}",
+        "",
+        f"TRL {trl_args.config_class(recipe.stage).__name__} arguments:",
+    ]
+    for key, value in sorted(trl_args.trl_kwargs(recipe, plan, output_dir).items()):
+        lines.append(f"  {key} = {value!r}")
+    if recipe.overrides:
+        lines += ["", "overrides: " + ", ".join(recipe.overrides)]
+    return "\n".join(lines)

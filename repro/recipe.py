@@ -1,0 +1,178 @@
+"""Recipes as data: repro/recipes/*.yaml, each value with its source, variants inheriting a base.
+
+A file starting with `_` is a stage base (Tulu 3 defaults); a checkpoint recipe names it in
+`inherits` and adds the paper's values. Every leaf is `{value, source}` and the source must
+say where the value comes from: "paper ...", "Tulu 3 default ...", or "assumption: <why>".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from repro.errors import UsageError
+
+SOURCE = re.compile(r"^(paper |Tulu 3 default|assumption: \S|override: )")
+STAGES = ("sft", "dpo", "rm")
+SECTIONS = ("inputs", "hyperparameters", "grid")
+
+
+@dataclass(frozen=True)
+class Sourced:
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    stage: str
+    paper_name: str
+    inputs: dict[str, Sourced]
+    hyperparameters: dict[str, Sourced]
+    grid: dict[str, Sourced] = field(default_factory=dict)
+    benchmarks: Sourced | None = None
+    overrides: tuple[str, ...] = ()
+
+    def hp(self, key: str) -> Any:
+        return self.hyperparameters[key].value
+
+    @property
+    def lr_per_example(self) -> float:
+        """The paper's ratio of interest: learning rate / effective batch size."""
+        return self.hp("learning_rate") / self.hp("effective_batch_size")
+
+
+def _read(name: str) -> dict[str, Any]:
+    path = resources.files("repro").joinpath("recipes").joinpath(f"{name}.yaml")
+    if not path.is_file():
+        raise UsageError(f"unknown recipe {name!r}; choose one of: {', '.join(names())}")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def names() -> list[str]:
+    """Checkpoint recipes a user can run (stage bases, `_*.yaml`, are not listed)."""
+    folder = resources.files("repro").joinpath("recipes")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and p.name[0] != "_")
+
+
+def _merged(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    if name in seen:
+        raise UsageError(f"recipe inheritance loops: {' -> '.join((*seen, name))}")
+    raw = _read(name)
+    parent = raw.pop("inherits", None)
+    if parent is None:
+        return raw
+    merged = _merged(parent, (*seen, name))
+    for key, value in raw.items():
+        if key in SECTIONS:
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _sourced(recipe: str, section: str, items: dict[str, Any]) -> dict[str, Sourced]:
+    out = {}
+    for key, leaf in items.items():
+        if not isinstance(leaf, dict) or set(leaf) != {"value", "source"}:
+            raise UsageError(f"recipe {recipe}: {section}.{key} must be {{value, source}}")
+        if not SOURCE.match(str(leaf["source"])):
+            raise UsageError(
+                f"recipe {recipe}: {section}.{key} source {leaf['source']!r} must start with "
+                "'paper ', 'Tulu 3 default' or 'assumption: '"
+            )
+        out[key] = Sourced(leaf["value"], leaf["source"])
+    return out
+
+
+def load(name: str) -> Recipe:
+    if name.startswith("_"):
+        raise UsageError(
+            f"{name} is a stage base, not a runnable recipe; choose one of: {', '.join(names())}"
+        )
+    raw = _merged(name)
+    stage = raw.get("stage")
+    if stage not in STAGES:
+        raise UsageError(f"recipe {name}: stage {stage!r} is not one of {STAGES}")
+    benchmarks = raw.get("benchmarks")
+    recipe = Recipe(
+        name=name,
+        stage=stage,
+        paper_name=raw.get("paper_name", name),
+        inputs=_sourced(name, "inputs", raw.get("inputs", {})),
+        hyperparameters=_sourced(name, "hyperparameters", raw.get("hyperparameters", {})),
+        grid=_sourced(name, "grid", raw.get("grid", {})),
+        benchmarks=_sourced(name, "benchmarks", {"b": benchmarks})["b"] if benchmarks else None,
+    )
+    for required in ("learning_rate", "effective_batch_size"):
+        if required not in recipe.hyperparameters and required not in recipe.grid:
+            raise UsageError(f"recipe {name}: no {required}")
+    return recipe
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """`key=value` (YAML-parsed) for hyperparameters or inputs; unknown keys are refused."""
+    hyper, inputs = dict(recipe.hyperparameters), dict(recipe.inputs)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--override {item!r}: expected key=value, e.g. learning_rate=1e-5")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UsageError(f"--override {item!r}: {text!r} is not a valid value") from None
+        if isinstance(value, str):  # YAML 1.1 reads "1e-5" as text; people mean a number
+            with contextlib.suppress(ValueError):
+                value = float(value) if any(c in value for c in ".eE") else int(value)
+        target = hyper if key in hyper else inputs if key in inputs else None
+        if target is None:
+            known = ", ".join(sorted({*hyper, *inputs}))
+            raise UsageError(f"--override {key}: not a setting of {recipe.name}; known: {known}")
+        old = target[key].value
+        if isinstance(old, bool) != isinstance(value, bool) or (
+            isinstance(old, (int, float)) and not isinstance(value, (int, float))
+        ):
+            raise UsageError(f"--override {key}={text}: expected a value like {old!r}")
+        target[key] = Sourced(value, f"override: command line (recipe had {old!r})")
+    return replace(recipe, hyperparameters=hyper, inputs=inputs, overrides=(*recipe.overrides, *overrides))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    effective: int
+    world_size: int
+    per_device: int
+    grad_accum: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.per_device} per device x {self.grad_accum} accumulation x {self.world_size} "
+            f"process(es) = {self.effective}"
+        )
+
+
+def plan_batch(
+    effective: int, world_size: int, per_device: int | None = None, max_per_device: int = 8
+) -> BatchPlan:
+    """Split the recipe's effective batch exactly; refuse any world size that cannot keep it."""
+    if effective % world_size:
+        raise UsageError(
+            f"effective batch {effective} cannot be split over {world_size} processes; "
+            f"use a world size that divides {effective}"
+        )
+    per_process = effective // world_size
+    if per_device is None:
+        per_device = max(d for d in range(1, min(per_process, max_per_device) + 1) if per_process % d == 0)
+    elif per_device < 1 or per_process % per_device:
+        raise UsageError(
+            f"per-device batch {per_device} does not divide {per_process} (= effective {effective} / "
+            f"{world_size} processes); choose a divisor of {per_process}"
+        )
+    return BatchPlan(effective, world_size, per_device, per_process // per_device)

@@ -1,0 +1,55 @@
+"""Recipe -> TRL config arguments: the one place where recipe keys meet TRL's names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repro.recipe import BatchPlan, Recipe
+
+# Recipe keys passed to TRL's config under the same name, per stage.
+COMMON = (
+    "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "weight_decay",
+    "optim", "max_grad_norm", "bf16", "seed",
+)  # fmt: skip
+STAGE_KEYS = {
+    "sft": ("max_length", "packing", "assistant_only_loss"),
+    "dpo": ("max_length", "beta", "precompute_ref_log_probs"),
+    "rm": ("max_length", "adam_epsilon"),
+}
+# Recipe keys that are not TRL arguments: what each becomes instead.
+TRANSLATED = {
+    "effective_batch_size": "per_device_train_batch_size x gradient_accumulation_steps x world size",
+    "loss_normalisation": "average_tokens_across_devices=True (token mean over the global batch)",
+    "loss_type": "loss_type=[value] (DPOConfig takes a list)",
+    "dropout": "disable_dropout=True when 0.0",
+}
+
+
+def config_class(stage: str) -> type:
+    from trl import DPOConfig, RewardConfig, SFTConfig
+
+    return {"sft": SFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[stage]
+
+
+def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, Any]:
+    """Arguments for the stage's TRL config; every recipe value is used or translated."""
+    hp = recipe.hyperparameters
+    unused = set(hp) - set(COMMON) - set(STAGE_KEYS[recipe.stage]) - set(TRANSLATED)
+    if unused:
+        raise ValueError(f"recipe {recipe.name}: no TRL mapping for {sorted(unused)}")
+    kwargs: dict[str, Any] = {k: hp[k].value for k in (*COMMON, *STAGE_KEYS[recipe.stage]) if k in hp}
+    kwargs.update(
+        output_dir=output_dir,
+        per_device_train_batch_size=plan.per_device,
+        gradient_accumulation_steps=plan.grad_accum,
+        report_to="none",
+        save_strategy="steps",
+        logging_steps=1,
+    )
+    if "loss_normalisation" in hp:
+        kwargs["average_tokens_across_devices"] = True
+    if "loss_type" in hp:
+        kwargs["loss_type"] = [hp["loss_type"].value]
+    if "dropout" in hp:
+        kwargs["disable_dropout"] = hp["dropout"].value == 0.0
+    return kwargs

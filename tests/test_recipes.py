@@ -1,0 +1,121 @@
+"""Recipes: sources on every value, inheritance, paper values, overrides, batch arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_module
+
+from repro import hparam_tables, recipe
+from repro.errors import UsageError
+
+# recipes.md, Tables 2, 5 and 7: (learning rate, effective batch, LR/BS as printed, scale).
+PAPER = {
+    "sft-1130": (9.0e-5, 8, "11.25", 1e6),
+    "sft-1207": (3.1e-6, 32, "0.097", 1e6),
+    "dpo-1130": (8.0e-7, 12, "0.667", 1e7),
+    "dpo-1207": (5.0e-7, 32, "0.156", 1e7),
+    "rm-1130": (4.0e-5, 4, "100", 1e7),
+    "rm-1207": (7.5e-7, 8, "0.938", 1e7),
+}
+
+
+def test_every_checkpoint_has_a_recipe() -> None:
+    assert recipe.names() == sorted([*PAPER, "ablation-135m"])
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_every_value_names_its_source(name: str) -> None:
+    r = recipe.load(name)
+    for section in (r.inputs, r.hyperparameters):
+        for key, item in section.items():
+            assert item.source.startswith(("paper ", "Tulu 3 default", "assumption: ")), (key, item.source)
+
+
+def test_generated_tables_equal_the_papers() -> None:
+    for _title, names, scale in hparam_tables.TABLES:
+        lr_row, bs_row, ratio_row = hparam_tables.rows(names, scale)
+        for column, name in enumerate(names, start=1):
+            lr, bs, ratio, paper_scale = PAPER[name]
+            assert float(lr_row[column]) == lr
+            assert bs_row[column] == bs
+            assert ratio_row[column] == ratio and scale == paper_scale
+
+
+def test_variants_inherit_the_stage_defaults() -> None:
+    a, b = recipe.load("dpo-1130"), recipe.load("dpo-1207")
+    shared = {"beta": 5.0, "max_length": 2048, "warmup_ratio": 0.1, "num_train_epochs": 1,
+              "loss_type": "sigmoid_norm", "precompute_ref_log_probs": True}  # fmt: skip
+    for key, value in shared.items():
+        assert a.hp(key) == b.hp(key) == value
+    assert (a.inputs["model"].value, b.inputs["model"].value) == ("sft-1130", "sft-1207")
+    assert recipe.load("rm-1130").inputs["model"].value == "dpo-1130"
+    sft = recipe.load("sft-1130")
+    assert (sft.hp("num_train_epochs"), sft.hp("warmup_ratio"), sft.hp("max_length"), sft.hp("seed")) == (
+        2,
+        0.03,
+        4096,
+        123,
+    )
+
+
+def test_ablation_grid_spans_the_papers_ratios() -> None:
+    grid = recipe.load("ablation-135m").grid
+    ratios = [lr / bs for lr in grid["learning_rate"].value for bs in grid["effective_batch_size"].value]
+    assert min(ratios) <= 0.016e-6 * 1.0001 and max(ratios) >= 11.25e-6 * 0.9999
+
+
+def test_overrides_are_typed_recorded_and_checked() -> None:
+    r = recipe.apply_overrides(recipe.load("sft-1130"), ["learning_rate=1e-5"])
+    assert r.hp("learning_rate") == 1e-5 and r.overrides == ("learning_rate=1e-5",)
+    assert r.hyperparameters["learning_rate"].source.startswith("override: ")
+    for bad, message in [("nope=1", "not a setting"), ("learning_rate", "key=value"),
+                         ("learning_rate=fast", "expected a value like")]:  # fmt: skip
+        with pytest.raises(UsageError, match=message):
+            recipe.apply_overrides(recipe.load("sft-1130"), [bad])
+
+
+@pytest.mark.parametrize(
+    ("effective", "world", "per_device", "expected"),
+    [
+        (12, 1, None, (6, 2)),
+        (12, 4, None, (3, 1)),
+        (32, 8, 2, (2, 2)),
+        (8, 8, None, (1, 1)),
+        (4, 2, 1, (1, 2)),
+    ],
+)
+def test_batch_plans_keep_the_effective_batch(effective, world, per_device, expected) -> None:
+    plan = recipe.plan_batch(effective, world, per_device)
+    assert (plan.per_device, plan.grad_accum) == expected
+    assert plan.per_device * plan.grad_accum * plan.world_size == effective
+
+
+@pytest.mark.parametrize(("effective", "world", "per_device"), [(12, 5, None), (12, 1, 5), (8, 16, None)])
+def test_impossible_batch_arithmetic_is_refused(effective, world, per_device) -> None:
+    with pytest.raises(UsageError):
+        recipe.plan_batch(effective, world, per_device)
+
+
+def test_dry_run_prints_the_resolved_run_offline(tmp_path) -> None:
+    result = run_module(
+        "repro", "dpo-1130", "--dry-run", env={"HF_HUB_OFFLINE": "1", "SMOLTULU_OUTPUTS": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "not produced yet: run `python -m repro sft-1130`" in out
+    assert "allenai/llama-3.1-tulu-3-8b-preference-mixture@UNRESOLVED" in out
+    assert "6 per device x 2 accumulation x 1 process(es) = 12" in out
+    assert "loss_type = ['sigmoid_norm']" in out and "paper Table 5" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["no-such-recipe"], "invalid choice"),
+        (["dpo-1130", "--dry-run", "--override", "nope=1"], "not a setting"),
+        (["dpo-1130", "--dry-run", "--world-size", "5"], "cannot be split"),
+        (["sft-1130", "--dry-run", "--per-device-batch", "3"], "does not divide"),
+    ],
+)
+def test_recipe_cli_bad_input(args: list[str], needle: str) -> None:
+    run_module("repro", *args).assert_usage_error(needle)
