@@ -8,7 +8,7 @@ from repro.recipe import BatchPlan, Recipe
 
 # Recipe keys passed to TRL's config under the same name, per stage.
 COMMON = (
-    "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "weight_decay",
+    "learning_rate", "num_train_epochs", "lr_scheduler_type", "weight_decay",
     "optim", "max_grad_norm", "bf16", "seed",
 )  # fmt: skip
 STAGE_KEYS = {
@@ -22,6 +22,7 @@ TRANSLATED = {
     "loss_normalisation": "average_tokens_across_devices=True (token mean over the global batch)",
     "loss_type": "loss_type=[value] (DPOConfig takes a list)",
     "dropout": "disable_dropout=True when 0.0",
+    "warmup_ratio": "warmup_steps=ratio (transformers 5 reads a float below 1 as a ratio)",
 }
 
 
@@ -29,6 +30,14 @@ def config_class(stage: str) -> type:
     from trl import DPOConfig, RewardConfig, SFTConfig
 
     return {"sft": SFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[stage]
+
+
+def _warmup(ratio: float) -> dict[str, float]:
+    from transformers import TrainingArguments
+
+    if "warmup_ratio" in TrainingArguments.__dataclass_fields__:  # transformers 4.x
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": float(ratio)}
 
 
 def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, Any]:
@@ -50,6 +59,8 @@ def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, An
         kwargs["average_tokens_across_devices"] = True
     if "loss_type" in hp:
         kwargs["loss_type"] = [hp["loss_type"].value]
+    if "warmup_ratio" in hp:
+        kwargs.update(_warmup(hp["warmup_ratio"].value))
     if "dropout" in hp:
         kwargs["disable_dropout"] = hp["dropout"].value == 0.0
     return kwargs

@@ -119,3 +119,17 @@ def test_dry_run_prints_the_resolved_run_offline(tmp_path) -> None:
 )
 def test_recipe_cli_bad_input(args: list[str], needle: str) -> None:
     run_module("repro", *args).assert_usage_error(needle)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_trl_accepts_every_recipe(name: str, tmp_path) -> None:
+    from repro import trl_args
+
+    r = recipe.load(name)
+    kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(r.hp("effective_batch_size"), 1), str(tmp_path))
+    config = trl_args.config_class(r.stage)(**{**kwargs, "bf16": False, "use_cpu": True})
+    assert config.learning_rate == r.hp("learning_rate")
+    assert config.per_device_train_batch_size * config.gradient_accumulation_steps == r.hp(
+        "effective_batch_size"
+    )
+    assert config.get_warmup_steps(1000) == round(1000 * r.hp("warmup_ratio"))

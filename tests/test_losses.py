@@ -1,0 +1,95 @@
+"""The DPO loss the recipes select is Tulu 3's dpo_norm, checked against TRL's own computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro import recipe, trl_args
+
+# Two pairs, right-padded; the completion masks give responses of 5 vs 2 and 3 vs 6 tokens.
+IDS = [
+    [1, 40, 41, 42, 2, 60, 61, 62, 63, 64, 2, 2],  # chosen 1
+    [1, 43, 44, 2, 70, 71, 72, 2, 2, 2, 2, 2],  # chosen 2
+    [1, 40, 41, 42, 2, 80, 81, 2, 2, 2, 2, 2],  # rejected 1
+    [1, 43, 44, 2, 90, 91, 92, 93, 94, 95, 2, 2],  # rejected 2
+]
+PROMPT_LEN = [5, 4, 5, 4]
+SEQ_LEN = [11, 8, 8, 11]
+REF_CHOSEN, REF_REJECTED = [-20.0, -15.0], [-18.0, -25.0]
+
+
+def _batch():
+    import torch
+
+    ids = torch.tensor(IDS)
+    attention = torch.zeros_like(ids)
+    completion = torch.zeros_like(ids)
+    for row, (p, n) in enumerate(zip(PROMPT_LEN, SEQ_LEN, strict=True)):
+        attention[row, :n] = 1
+        completion[row, p:n] = 1
+    return {
+        "input_ids": ids,
+        "attention_mask": attention,
+        "completion_mask": completion,
+        "ref_chosen_logps": torch.tensor(REF_CHOSEN, dtype=torch.float64),
+        "ref_rejected_logps": torch.tensor(REF_REJECTED, dtype=torch.float64),
+    }
+
+
+def _dpo_norm_by_hand(model, batch, beta: float, normalise: bool = True) -> float:
+    """-log sigmoid(beta * [(logp_c - ref_c)/|y_c| - (logp_r - ref_r)/|y_r|]), from logits."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    token_logps = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+    mask = batch["completion_mask"][:, 1:]
+    logps = (token_logps * mask).sum(dim=1)
+    lengths = (
+        batch["completion_mask"].sum(dim=1).double() if normalise else torch.ones(4, dtype=torch.float64)
+    )
+    ref = torch.tensor(REF_CHOSEN + REF_REJECTED, dtype=torch.float64)
+    ratio = (logps - ref) / lengths
+    margin = ratio[:2] - ratio[2:]
+    return float(-F.logsigmoid(beta * margin).mean())
+
+
+@pytest.fixture(scope="module")
+def dpo_trainer(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    r = recipe.load("dpo-1130")
+    kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(2, 1), str(tmp_path_factory.mktemp("dpo")))
+    kwargs.update(bf16=False, use_cpu=True)  # the loss settings (beta, loss_type) stay the recipe's
+    pair = {
+        "prompt": [{"role": "user", "content": "Hi"}],
+        "chosen": [{"role": "assistant", "content": "Hello"}],
+        "rejected": [{"role": "assistant", "content": "No"}],
+    }
+    # float64 throughout, so the 1e-6 comparison measures the formula, not float32 rounding
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float64)
+    trainer = DPOTrainer(model=model, args=DPOConfig(**kwargs), train_dataset=Dataset.from_list([pair] * 2),
+                         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))  # fmt: skip
+    return trainer, r.hp("beta")
+
+
+def test_recipe_selects_dpo_norm() -> None:
+    r = recipe.load("dpo-1130")
+    args = trl_args.trl_kwargs(r, recipe.plan_batch(12, 1), "out")
+    assert args["loss_type"] == ["sigmoid_norm"] and args["beta"] == 5.0 and args["precompute_ref_log_probs"]
+
+
+def test_trl_loss_equals_tulu3_dpo_norm(dpo_trainer) -> None:
+    trainer, beta = dpo_trainer
+    batch = _batch()
+    trainer.model.eval()
+    trl_loss = float(trainer._compute_loss(trainer.model, batch, False))
+    assert trl_loss == pytest.approx(_dpo_norm_by_hand(trainer.model, batch, beta), abs=1e-6)
+    # The check discriminates: the unnormalised (plain sigmoid DPO) loss is far from it.
+    assert abs(trl_loss - _dpo_norm_by_hand(trainer.model, batch, beta, normalise=False)) > 1e-3
