@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from repro import atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
 from repro.errors import OneLineParser, UsageError, run_cli
-from repro.resolve import outputs_root
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -126,20 +126,28 @@ def detected_world_size() -> int:
 
 
 def _cmd_recipe(args: argparse.Namespace) -> int:
+    from repro import run
+
     chosen = recipe.apply_overrides(recipe.load(args.command), args.override)
     lock = lockfile.load(args.lock)
     world = args.world_size or detected_world_size()
-    out = str(args.out or outputs_root() / chosen.name)
+    out = Path(args.out or run.profile_root(args.profile) / chosen.name)
     plan = None
     if not chosen.grid:
         plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)
     if args.dry_run:
-        print(dryrun.render(chosen, plan, lock, out))
+        print(dryrun.render(chosen, plan, lock, str(out)))
         return 0
-    raise UsageError(
-        f"training is not available in this version yet; `python -m repro {chosen.name} --dry-run` "
-        "shows the resolved run"
-    )
+    if plan is None:
+        raise UsageError(
+            f"{chosen.name} is a grid; its runner is not available yet (--dry-run shows the grid)"
+        )
+    request = run.Request(
+        recipe=chosen, profile=args.profile, plan=plan, out=out, lock=lock,
+        init_from=args.init_from, resume=args.resume, allow_unlocked=args.allow_unlocked,
+    )  # fmt: skip
+    run.train(request, ["python", "-m", "repro", *(argv_of(args))])
+    return 0
 
 
 def _cmd_hparam_tables(args: argparse.Namespace) -> int:
@@ -164,6 +172,27 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
             "--dry-run prints the resolved configuration without network.",
         )
         p.add_argument("--dry-run", action="store_true", help="print the resolved run and exit")
+        p.add_argument(
+            "--profile",
+            choices=("real", "smoke"),
+            default="real",
+            help="real: the paper's model and data (GPU, network or HF cache); smoke: the embedded "
+            "tiny model and in-repo data, a few steps on CPU (outputs/smoke/NAME)",
+        )
+        p.add_argument(
+            "--from",
+            dest="init_from",
+            type=Path,
+            help="start from this checkpoint (a run folder or a model folder) instead of the recipe's",
+        )
+        p.add_argument(
+            "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+        )
+        p.add_argument(
+            "--allow-unlocked",
+            action="store_true",
+            help="accept inputs whose revision checkpoints.lock has not resolved",
+        )
         p.add_argument(
             "--override",
             action="append",
@@ -238,8 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def argv_of(args: argparse.Namespace) -> list[str]:
+    return list(getattr(args, "_argv", []))
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
     return args.func(args)
 
 

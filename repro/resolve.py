@@ -39,6 +39,14 @@ def outputs_root() -> Path:
     return Path(os.environ.get("SMOLTULU_OUTPUTS", "outputs"))
 
 
+def finished_run(run_dir: Path) -> Path | None:
+    """The model folder of a finished `python -m repro` run (manifest.json is written last)."""
+    final = run_dir / "final"
+    if (run_dir / "manifest.json").is_file() and (final / "config.json").is_file():
+        return final
+    return None
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -92,6 +100,8 @@ def resolve(
     """Turn a path, lock name or hub id into a local directory, applying the lock."""
     local = Path(spec).expanduser()
     if local.is_dir():
+        if final := finished_run(local):
+            return Resolved(path=final.resolve(), source="repro-output")
         return Resolved(path=local.resolve(), source="local")
     if spec.startswith((".", "/", "~")) or (os.sep in spec and not _looks_like_hub_id(spec)):
         raise UsageError(f"{spec}: no such directory")
@@ -116,8 +126,8 @@ def resolve(
         raise UsageError(f"{entry.name} is a {entry.repo_type} in the lock, not a {repo_type}")
     if entry.role == "reproduce-only":
         produced = outputs_root() / entry.name
-        if (produced / "config.json").is_file():
-            return Resolved(path=produced.resolve(), source="repro-output", name=entry.name)
+        if final := finished_run(produced):
+            return Resolved(path=final.resolve(), source="repro-output", name=entry.name)
         raise UsageError(
             f"{entry.name} ({entry.paper_name}) is not published: produce it with "
             f"`{entry.produced_by}` (writes {produced}), or pass its directory"
@@ -149,7 +159,7 @@ def describe_pin(spec: str, lock: lockfile.Lock) -> str:
     entry = lock.get(spec)
     if entry.role == "reproduce-only":
         produced = outputs_root() / entry.name
-        if (produced / "config.json").is_file():
+        if finished_run(produced):
             return f"local output {produced}"
         return f"not produced yet: run `{entry.produced_by}` (writes {produced})"
     if entry.resolved:

@@ -1,0 +1,42 @@
+"""SFT on TRL's SFTTrainer: assistant-only loss through a template with generation markers."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from repro.errors import UsageError
+
+
+def training_template() -> str:
+    """SmolLM2's ChatML with `{% generation %}` around each assistant turn and its <|im_end|>."""
+    return resources.files("repro.data").joinpath("chatml_training_template.jinja").read_text()
+
+
+def check_template_matches(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> None:
+    """The masking template must render exactly as the tokenizer's own template."""
+    template = training_template()
+    for messages in conversations:
+        ours = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template)
+        theirs = tokenizer.apply_chat_template(messages, tokenize=False)
+        if ours != theirs:
+            raise UsageError(
+                "the tokenizer's chat template renders differently from the ChatML training template "
+                "(repro/data/chatml_training_template.jinja); assistant-only loss would mask the wrong tokens"
+            )
+
+
+def build(model_dir: Path, tokenizer: Any, dataset: Any, config: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    check_template_matches(
+        tokenizer, [row["messages"] for row in dataset.select(range(min(8, len(dataset))))]
+    )
+    inference_template = tokenizer.chat_template
+    tokenizer.chat_template = training_template()  # TRL masks with it; rendering is unchanged
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    tokenizer.chat_template = inference_template  # the saved tokenizer keeps the template users know
+    return trainer
