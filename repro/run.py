@@ -86,7 +86,9 @@ def _read_dataset(path: Path) -> Any:
 
 def dataset_input(req: Request) -> tuple[Resolved, Any]:
     if req.profile == "smoke":
-        path = Path(str(resources.files("repro.data").joinpath("smoke").joinpath(SMOKE_DATA[req.recipe.stage])))
+        path = Path(
+            str(resources.files("repro.data").joinpath("smoke").joinpath(SMOKE_DATA[req.recipe.stage]))
+        )
         resolved = Resolved(path=path, source="local", name=f"in-repo smoke data ({path.name})")
     else:
         name = str(req.recipe.inputs["dataset"].value)
@@ -179,8 +181,10 @@ def train(req: Request, argv: list[str]) -> Path:
 
     if trainer.is_world_process_zero():
         with atomic.output_dir(req.out / "final", overwrite=True) as tmp:
-            trainer.save_model(str(tmp))
+            trainer.save_model(str(tmp))  # gathers sharded weights under DeepSpeed/FSDP too
             tokenizer.save_pretrained(str(tmp))
+            # a pickle of the TrainingArguments; the manifest records them, final/ stays pickle-free
+            (tmp / "training_args.bin").unlink(missing_ok=True)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         metrics = {
             "train_loss": result.training_loss,

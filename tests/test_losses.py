@@ -93,3 +93,35 @@ def test_trl_loss_equals_tulu3_dpo_norm(dpo_trainer) -> None:
     assert trl_loss == pytest.approx(_dpo_norm_by_hand(trainer.model, batch, beta), abs=1e-6)
     # The check discriminates: the unnormalised (plain sigmoid DPO) loss is far from it.
     assert abs(trl_loss - _dpo_norm_by_hand(trainer.model, batch, beta, normalise=False)) > 1e-3
+
+
+def test_reward_loss_reads_the_last_real_token(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """-log sigmoid(r_chosen - r_rejected), rewards read at each sequence's last non-pad token (its EOS)."""
+    import torch
+    import torch.nn.functional as F
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from repro.stages import rm
+
+    r = recipe.load("rm-1130")
+    kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(2, 1), str(tmp_path))
+    config = trl_args.config_class("rm")(**{**kwargs, "bf16": False, "use_cpu": True})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    user = {"role": "user", "content": "Hi"}
+    pair = {"chosen": [user, {"role": "assistant", "content": "Hello"}],
+            "rejected": [user, {"role": "assistant", "content": "No"}]}  # fmt: skip
+    trainer = rm.build(tiny_model_dir, tokenizer, Dataset.from_list([pair] * 2), config)
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids = torch.tensor([[1, 40, 41, 42, eos, pad, pad], [1, 43, eos, pad, pad, pad, pad],
+                        [1, 40, 41, eos, pad, pad, pad], [1, 43, 44, 45, 46, 47, eos]])  # fmt: skip
+    mask = (ids != pad).long()
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss = float(trainer.compute_loss(model, {"input_ids": ids, "attention_mask": mask}))
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        last = mask.sum(dim=1) - 1
+        rewards = model.score(hidden[torch.arange(4), last]).squeeze(-1).double()
+    expected = float(-F.logsigmoid(rewards[:2] - rewards[2:]).mean())
+    assert loss == pytest.approx(expected, abs=1e-6)

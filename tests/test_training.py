@@ -1,0 +1,101 @@
+"""`python -m repro NAME --profile smoke`: the chain SFT -> DPO -> RM on CPU, manifests, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_module
+
+from repro import recipe
+
+
+def _train(outputs: Path, *args: str):
+    return run_module("repro", *args, "--profile", "smoke", env={"SMOLTULU_OUTPUTS": str(outputs)})
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outputs = tmp_path_factory.mktemp("outputs")
+    for name in ("sft-1130", "dpo-1130", "rm-1130"):
+        result = _train(outputs, name)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return outputs / "smoke"
+
+
+def test_each_stage_leaves_a_loadable_checkpoint(chain: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    for name in ("sft-1130", "dpo-1130"):
+        AutoModelForCausalLM.from_pretrained(chain / name / "final")
+    rm = AutoModelForSequenceClassification.from_pretrained(chain / "rm-1130" / "final")
+    tok = AutoTokenizer.from_pretrained(chain / "rm-1130" / "final")
+    assert rm.config.pad_token_id == tok.pad_token_id != tok.eos_token_id
+    assert not list((chain / "sft-1130" / "final").glob("*.bin"))
+
+
+@pytest.mark.parametrize("name", ["sft-1130", "dpo-1130", "rm-1130"])
+def test_manifest_records_the_run(chain: Path, name: str) -> None:
+    m = json.loads((chain / name / "manifest.json").read_text())
+    r = recipe.load(name)
+    assert m["recipe"] == name and m["profile"] == "smoke" and m["seed"] == r.hp("seed")
+    assert m["hyperparameters"]["learning_rate"] == {"value": r.hp("learning_rate"), "source": "paper " + (
+        {"sft": "Table 2", "dpo": "Table 5", "rm": "Table 7"}[r.stage])}  # fmt: skip
+    assert m["batch"]["per_device"] * m["batch"]["grad_accum"] * m["batch"]["world_size"] == r.hp(
+        "effective_batch_size"
+    )
+    assert m["metrics"]["global_step"] == 3 and len(m["metrics"]["step_losses"]) == 3
+    assert m["dataset"]["fingerprint"] and m["dataset"]["rows"] == 24
+    assert {"torch", "transformers", "trl"} <= set(m["versions"])
+    parent = {"sft-1130": "_tiny-model", "dpo-1130": "sft-1130/final", "rm-1130": "dpo-1130/final"}[name]
+    assert Path(m["inputs"]["model"]["path"]) == (chain / parent).resolve()
+
+
+def test_missing_parent_names_the_command(tmp_path: Path) -> None:
+    _train(tmp_path, "dpo-1207").assert_usage_error("python -m repro sft-1207 --profile smoke")
+    assert not (tmp_path / "smoke" / "dpo-1207").exists() or not any(
+        (tmp_path / "smoke" / "dpo-1207").iterdir()
+    )
+
+
+def test_unfinished_output_needs_resume(tmp_path: Path) -> None:
+    out = tmp_path / "smoke" / "sft-1130"
+    (out / "checkpoints").mkdir(parents=True)
+    _train(tmp_path, "sft-1130").assert_usage_error("--resume")
+
+
+def _start(outputs: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "SMOLTULU_OUTPUTS": str(outputs)}
+    cmd = [sys.executable, "-m", "repro", "sft-1130", "--profile", "smoke", "--out", str(out), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _losses(out: Path) -> list[float]:
+    return json.loads((out / "manifest.json").read_text())["metrics"]["step_losses"]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    assert _start(tmp_path, whole).wait(timeout=300) == 0
+    for attempt in range(3):  # kill right after the first checkpoint lands; retry if the run outran us
+        killed = tmp_path / f"killed-{attempt}"
+        proc = _start(tmp_path, killed)
+        deadline = time.time() + 300
+        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
+            assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not (killed / "manifest.json").exists():
+            break
+    else:
+        pytest.fail("could not interrupt a smoke run before it finished")
+    assert not (killed / "final").exists()
+    assert _start(tmp_path, killed, "--resume").wait(timeout=300) == 0
+    assert _losses(killed)[-1] == pytest.approx(_losses(whole)[-1], abs=1e-6)
