@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 from repro import lock as lockfile
-from repro.errors import OneLineParser, run_cli
+from repro.errors import command_parser, run_cli
 from repro.resolve import resolve
 
 MODEL_ROLES = ("published", "base", "baseline", "reproduce-only")
@@ -41,17 +40,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m evalsuite",
-        description="Evaluate models with the SmolLM2/lighteval protocol used by the SmolTulu paper.",
+    parser, sub = command_parser(
+        "python -m evalsuite",
+        "Evaluate models with the SmolLM2/lighteval protocol used by the SmolTulu paper.",
     )
-    parser.add_argument(
-        "--lock",
-        type=Path,
-        default=None,
-        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     p = sub.add_parser("models", help="list the lock's model names that --model accepts")
     p.add_argument(
         "--check",

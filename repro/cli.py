@@ -10,7 +10,7 @@ from pathlib import Path
 
 from repro import atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
-from repro.errors import OneLineParser, UsageError, run_cli
+from repro.errors import OneLineParser, UsageError, command_parser, run_cli
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -167,7 +167,11 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         r = recipe.load(name)
         p = sub.add_parser(
             name,
-            help=f"train {r.paper_name} ({r.stage}) from its locked recipe",
+            help=(
+                f"{r.paper_name}: a grid of {r.stage} runs (--dry-run shows it; its runner is not wired yet)"
+                if r.grid
+                else f"train {r.paper_name} ({r.stage}) from its locked recipe"
+            ),
             description=f"Train {r.paper_name} with TRL from repro/recipes/{name}.yaml. "
             "--dry-run prints the resolved configuration without network.",
         )
@@ -209,17 +213,9 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m repro",
-        description="Reproduce the SmolTulu checkpoints (arXiv 2412.08347) with locked Tulu 3 recipes.",
+    parser, sub = command_parser(
+        "python -m repro", "Reproduce the SmolTulu checkpoints (arXiv 2412.08347) with locked Tulu 3 recipes."
     )
-    parser.add_argument(
-        "--lock",
-        type=Path,
-        default=None,
-        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser(
         "tiny-model",

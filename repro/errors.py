@@ -21,6 +21,21 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The suite's top-level parser: one-line errors, --lock, and a required COMMAND."""
+    from pathlib import Path
+
+    parser = OneLineParser(prog=prog, description=description)
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="checkpoints.lock to use (default: SMOLTULU_LOCK or the repository's)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+    return parser, sub
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a CLI entry point; UsageError becomes `prog: error: ...` on stderr and exit 2."""
     try:

@@ -194,9 +194,13 @@ def test_resolver_points_reproduce_only_names_at_their_command(
     lock = lockfile.load(ROOT / "checkpoints.lock")
     with pytest.raises(UsageError, match=r"not published: produce it with `python -m repro dpo-1207`"):
         resolve("dpo-1207", lock=lock)
-    (tmp_path / "dpo-1207").mkdir()
-    (tmp_path / "dpo-1207" / "config.json").write_text("{}")
-    assert resolve("dpo-1207", lock=lock).source == "repro-output"
+    (tmp_path / "dpo-1207" / "final").mkdir(parents=True)
+    (tmp_path / "dpo-1207" / "final" / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match="not published"):  # unfinished: no manifest yet
+        resolve("dpo-1207", lock=lock)
+    (tmp_path / "dpo-1207" / "manifest.json").write_text("{}")
+    resolved = resolve("dpo-1207", lock=lock)
+    assert resolved.source == "repro-output" and resolved.path == (tmp_path / "dpo-1207" / "final").resolve()
 
 
 # ------------------------------------------------------------ update, against a fake hub
