@@ -11,6 +11,7 @@ from pathlib import Path
 from repro import atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
 from repro.errors import OneLineParser, UsageError, command_parser, run_cli
+from repro.run import PROFILES
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -178,7 +179,7 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--dry-run", action="store_true", help="print the resolved run and exit")
         p.add_argument(
             "--profile",
-            choices=("real", "smoke"),
+            choices=PROFILES,
             default="real",
             help="real: the paper's model and data (GPU, network or HF cache); smoke: the embedded "
             "tiny model and in-repo data, a few steps on CPU (outputs/smoke/NAME)",
