@@ -1,0 +1,373 @@
+"""The SmolLM2/lighteval protocol as lm-eval pieces: prompts, scorers, shot samplers, a task class.
+
+The YAML task definitions in evalsuite/tasks/ point here (through tasks/utils.py, which only
+re-exports, so module state such as shot RNGs exists once). Each function reproduces one
+rule of ../shared/spec/eval-protocol.md; where lm-eval's default differs the comment says how.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from itertools import cycle
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.samplers import ContextSampler
+from lm_eval.api.task import ConfigurableTask
+
+from evalsuite import sources
+
+Doc = dict[str, Any]
+log = logging.getLogger(__name__)
+
+CONTEXT_LIMIT = 2048  # tokens, prompt + generation (spec: "Context limit 2048 tokens")
+
+
+# --- data: lm-eval calls these with the TaskManager metadata the runner passes -----------------
+
+
+def _dataset(
+    benchmark: str,
+    subset: str | None,
+    data_dir: str | None = None,
+    lock: str | None = None,
+    allow_unlocked: bool = False,
+    **_: Any,
+):
+    import datasets
+
+    folder = sources.benchmark_folder(benchmark, data_dir, lock_path=lock, allow_unlocked=allow_unlocked)
+    splits = sources.read(benchmark, folder, subset)
+    return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+
+
+def load_arc_easy(**kw: Any):
+    return _dataset("arc", "ARC-Easy", **kw)
+
+
+def load_arc_challenge(**kw: Any):
+    return _dataset("arc", "ARC-Challenge", **kw)
+
+
+def load_hellaswag(**kw: Any):
+    return _dataset("hellaswag", None, **kw)
+
+
+def load_piqa(**kw: Any):
+    return _dataset("piqa", None, **kw)
+
+
+def load_mmlu_pro(**kw: Any):
+    return _dataset("mmlu_pro", None, **kw)
+
+
+def load_gsm8k(**kw: Any):
+    return _dataset("gsm8k", None, **kw)
+
+
+def load_ifeval(**kw: Any):
+    return _dataset("ifeval", None, **kw)
+
+
+def load_bbh(subset: str, **kw: Any):
+    return _dataset("bbh", subset, **kw)
+
+
+# --- prompts ------------------------------------------------------------------------------------
+# Choices carry their own leading space and the YAMLs set target_delimiter "": lm-eval drops
+# the delimiter under chat templates (construct_requests), lighteval keeps the space.
+
+
+def arc_prompt(doc: Doc) -> str:
+    return f"Question: {doc['question']}\nAnswer:"
+
+
+def arc_choices(doc: Doc) -> list[str]:
+    return [f" {t}" for t in doc["choices"]["text"]]
+
+
+def arc_gold(doc: Doc) -> int:
+    return list(doc["choices"]["label"]).index(doc["answerKey"])
+
+
+def _hellaswag_clean(text: str) -> str:
+    # lm-eval's/lighteval's WikiHow clean-up: " [title]" becomes ". ", other brackets go.
+    text = text.replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+def hellaswag_prompt(doc: Doc) -> str:
+    # The trailing space stays; the log-likelihood moves it to the continuation.
+    return _hellaswag_clean(f"{doc['activity_label']}: {doc['ctx_a']} {doc['ctx_b'].capitalize()} ")
+
+
+def hellaswag_choices(doc: Doc) -> list[str]:
+    return [" " + _hellaswag_clean(e) for e in doc["endings"]]
+
+
+def hellaswag_gold(doc: Doc) -> int:
+    return int(doc["label"])
+
+
+def piqa_prompt(doc: Doc) -> str:
+    return f"Question: {doc['goal']}\nAnswer:"
+
+
+def piqa_choices(doc: Doc) -> list[str]:
+    return [f" {doc['sol1']}", f" {doc['sol2']}"]
+
+
+def piqa_gold(doc: Doc) -> int:
+    return int(doc["label"])
+
+
+def mmlu_pro_letters(doc: Doc) -> list[str]:
+    return [chr(ord("A") + i) for i in range(len(doc["options"]))]
+
+
+def mmlu_pro_prompt(doc: Doc) -> str:
+    topic = doc["category"].replace("_", " ")
+    options = "".join(
+        f"{letter}. {opt}\n" for letter, opt in zip(mmlu_pro_letters(doc), doc["options"], strict=True)
+    )
+    return (
+        f"The following are multiple choice questions (with answers) about {topic}.\n\n"
+        f"{doc['question']}\n{options}Answer:"
+    )
+
+
+def mmlu_pro_gold(doc: Doc) -> int:
+    return int(doc["answer_index"])
+
+
+def bbh_prompt(doc: Doc) -> str:
+    return f"Question: {doc['input']}\nAnswer: "
+
+
+def bbh_target(doc: Doc) -> str:
+    return doc["target"]
+
+
+def gsm8k_prompt(doc: Doc) -> str:
+    return f"Question: {doc['question']}\nAnswer:"
+
+
+def gsm8k_target(doc: Doc) -> str:
+    # lighteval's gold is " {answer}": the shots' assistant turns start with that space.
+    return f" {doc['answer']}"
+
+
+def ifeval_prompt(doc: Doc) -> str:
+    return doc["prompt"]
+
+
+# --- scorers ------------------------------------------------------------------------------------
+
+
+def _lls(results: Sequence[Any]) -> list[float]:
+    return [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+
+
+def argmax_first(values: Sequence[float]) -> int:
+    """Index of the largest value; ties go to the first choice (spec)."""
+    best = 0
+    for i, v in enumerate(values):
+        if v > values[best]:
+            best = i
+    return best
+
+
+def acc_norm_nospace(lls: Sequence[float], choices: Sequence[str], gold: int) -> int:
+    """1 if the gold choice wins on log-likelihood per character, its leading space not counted.
+
+    lm-eval's acc_norm divides by len(choice) including the space; lighteval's
+    acc_norm_nospace does not, which changes the winner on short choices.
+    """
+    normed = [ll / max(len(c.lstrip(" ")), 1) for ll, c in zip(lls, choices, strict=True)]
+    return int(argmax_first(normed) == gold)
+
+
+def _mc_results(choices_fn: Callable[[Doc], list[str]], gold_fn: Callable[[Doc], int]):
+    def process(doc: Doc, results: Sequence[Any]) -> dict[str, int]:
+        return {"acc_norm_nospace": acc_norm_nospace(_lls(results), choices_fn(doc), gold_fn(doc))}
+
+    return process
+
+
+arc_results = _mc_results(arc_choices, arc_gold)
+hellaswag_results = _mc_results(hellaswag_choices, hellaswag_gold)
+piqa_results = _mc_results(piqa_choices, piqa_gold)
+
+
+def mmlu_pro_results(doc: Doc, results: Sequence[Any]) -> dict[str, int]:
+    # Single-letter choices: per-character normalisation is the identity, so this is acc.
+    return {"acc": int(argmax_first(_lls(results)) == mmlu_pro_gold(doc))}
+
+
+GSM8K_ANSWER = re.compile(r"#### (\-?[0-9\.\,]+)")
+
+
+def gsm8k_extract(text: str) -> str | None:
+    """First `#### N` in the text, commas removed; no fallback to the last number (strict)."""
+    m = GSM8K_ANSWER.search(text)
+    return m.group(1).strip().replace(",", "") if m else None
+
+
+def gsm8k_results(doc: Doc, results: Sequence[str]) -> dict[str, int]:
+    pred, gold = gsm8k_extract(results[0]), gsm8k_extract(doc["answer"])
+    return {"exact_match": int(pred is not None and pred == gold)}
+
+
+def bbh_results(doc: Doc, results: Sequence[str]) -> dict[str, int]:
+    # lighteval exact_match: the whole output, stripped, equals the target.
+    return {"exact_match": int(results[0].strip() == doc["target"].strip())}
+
+
+def ifeval_results(doc: Doc, results: Sequence[str]) -> dict[str, Any]:
+    from evalsuite.ifeval_scoring import score_item
+
+    return score_item(doc, results[0])
+
+
+def mean_of_flattened(items: Sequence[Sequence[float] | float]) -> float:
+    """Aggregation for instruction-level IFEval: every instruction counts once."""
+    flat = [float(x) for it in items for x in (it if isinstance(it, (list, tuple)) else [it])]
+    return sum(flat) / len(flat)
+
+
+# --- few-shot samplers ---------------------------------------------------------------------------
+
+
+class BalancedShots(ContextSampler):
+    """BBH shots: lighteval's "balanced" selection, chosen once per subset.
+
+    With random.seed(0): group the pool by target, order labels by count (ties shuffled),
+    cycle over labels popping a random member each time until n+1 are taken; per item the
+    evaluated doc is removed and the first n kept. lm-eval has no balanced sampler
+    (its BalancedSampler raises NotImplementedError).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._chosen: dict[int, list[Doc]] = {}
+
+    def _choose(self, n: int) -> list[Doc]:
+        if n not in self._chosen:
+            rng = random.Random(0)  # same stream as lighteval's random.seed(0) + module functions
+            by_label: dict[str, list[Doc]] = defaultdict(list)
+            for doc in self.fewshot_docs():
+                by_label[str(doc["target"])].append(doc)
+            by_count: dict[int, list[str]] = defaultdict(list)
+            for label, docs in sorted(by_label.items()):
+                by_count[len(docs)].append(label)
+            ordered: list[str] = []
+            for count in sorted(by_count, reverse=True):
+                labels = by_count[count]
+                rng.shuffle(labels)
+                ordered.extend(labels)
+            chosen: list[Doc] = []
+            wanted = min(sum(len(d) for d in by_label.values()), n + 1)
+            for label in cycle(ordered):
+                if len(chosen) == wanted:
+                    break
+                pool = by_label[label]
+                if pool:
+                    chosen.append(pool.pop(rng.randrange(len(pool))))
+            self._chosen[n] = chosen
+        return self._chosen[n]
+
+    def sample(self, n: int, eval_doc: Doc | None = None, df: Any = None, **kwargs: Any) -> list[Doc]:
+        if n == 0:
+            return []
+        return [d for d in self._choose(n) if d != eval_doc][:n]
+
+
+class FreshRandomShots(ContextSampler):
+    """GSM8K shots: a different random n from the train pool for every item.
+
+    lighteval's random_sampling_from_train draws `Random(42).sample(pool, n)` per item from
+    one generator, items in dataset order. lm-eval's default sampler reseeds from the task's
+    fewshot seed (1234), so its draws differ.
+    """
+
+    SEED = 42
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._draws = random.Random(self.SEED)
+
+    def sample(self, n: int, eval_doc: Doc | None = None, df: Any = None, **kwargs: Any) -> list[Doc]:
+        return self._draws.sample(self.fewshot_docs(), n) if n else []
+
+
+class _Fixed(ContextSampler):
+    def __init__(self, docs: list[Doc]) -> None:
+        super().__init__(docs)
+        self._docs = docs
+
+    def sample(self, n: int, eval_doc: Doc | None = None, df: Any = None, **kwargs: Any) -> list[Doc]:
+        return self._docs[:n]
+
+
+# --- the task class ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+class SmolLM2Task(ConfigurableTask):
+    """ConfigurableTask with lighteval's few-shot truncation.
+
+    lighteval drops few-shot examples, last first, while the tokens of the messages plus the
+    task's generation size exceed the context limit; lm-eval instead cuts the prompt from the
+    left. The tokenizer comes from the TaskManager metadata (`tokenizer`), set by the runner.
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        config = dict(config or {})
+        config.pop("class", None)
+        super().__init__(config=config, **kwargs)
+
+    def _truncation_budget(self) -> tuple[Any, int, int] | None:
+        meta = self.config.metadata or {}
+        if not meta.get("tokenizer"):
+            return None
+        limit = int(meta.get("max_length", CONTEXT_LIMIT))
+        return _tokenizer(str(meta["tokenizer"])), limit, int(meta.get("truncation_gen_size", 0))
+
+    def fewshot_context(self, doc: Doc, num_fewshot: int, *args: Any, **kwargs: Any):
+        budget = self._truncation_budget() if num_fewshot else None
+        if budget is None:
+            return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
+        tok, limit, gen_size = budget
+        same_split = self.fewshot_cfg.split == self.config.test_split
+        shots = list(self.sampler.sample(n=num_fewshot, eval_doc=doc if same_split else None))
+        query_tokens = len(tok.encode(self.doc_to_text(doc), add_special_tokens=False))
+        shot_tokens = [
+            len(tok.encode(self.doc_to_text(s), add_special_tokens=False))
+            + len(tok.encode(self.doc_to_target(s), add_special_tokens=False))
+            for s in shots
+        ]
+        keep = len(shots)
+        while keep > 0 and query_tokens + sum(shot_tokens[:keep]) + gen_size > limit:
+            keep -= 1
+        original = self.sampler
+        self.sampler = _Fixed(shots[:keep])
+        try:
+            return super().fewshot_context(doc, keep, *args, **kwargs)
+        finally:
+            self.sampler = original
+
+
+def task_class_path() -> Path:
+    return Path(__file__).with_name("tasks")

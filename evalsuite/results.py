@@ -1,0 +1,206 @@
+"""The results format every evalsuite command writes and every table/statistic reads.
+
+One folder per evaluated model:
+
+    <out>/<label>/results.json          scores, stderr, n, protocol, model pin, backend, versions
+    <out>/<label>/items/<bench>.jsonl   one record per item (what the statistics resample)
+
+An item record is {"id", "subtask", "prompt_sha256", "score", "metrics", "output" |
+"loglikelihoods" | rewards, "target"}: `score` is the item's 0/1 correctness for the
+benchmark's primary metric; benchmark-specific values (IFEval's per-instruction flags,
+a reward model's two rewards) sit in `metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite import benchmarks as bench_registry
+from repro.atomic import write_text
+from repro.errors import UsageError
+
+FORMAT = "smoltulu-eval/1"
+# Bump when a prompt, shot-selection, metric or aggregation rule changes: results of another
+# protocol version are refused by the statistics instead of being compared silently.
+PROTOCOL = "smollm2-lighteval/1"
+RESULTS_FILE = "results.json"
+ITEMS_DIR = "items"
+
+
+@dataclass
+class BenchmarkResult:
+    score: float  # percent; the paper's column
+    n: int  # items scored
+    metric: str
+    stderr: float | None = None  # percent
+    subtasks: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {score, n}
+    scores: dict[str, float] = field(default_factory=dict)  # other named scores (percent)
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. pairs dropped over max length
+    items: str = ""  # per-item records, relative to the results folder
+    seconds: float = 0.0
+
+
+@dataclass
+class ModelInfo:
+    spec: str  # what the user passed to --model
+    label: str  # folder and table label: the lock name, else the folder/hub name
+    kind: str  # "causal-lm" | "reward-model"
+    source: str  # "local" | "repro-output" | "hub" | "external"
+    name: str | None = None  # lock name
+    repo_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+
+
+@dataclass
+class Results:
+    model: ModelInfo
+    backend: str  # "hf" | "vllm" | "external"
+    benchmarks: dict[str, BenchmarkResult]
+    limit: int | None = None
+    created: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    protocol: str = PROTOCOL
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def save(results: Results, folder: Path) -> Path:
+    path = Path(folder) / RESULTS_FILE
+    write_text(path, results.to_json())
+    return path
+
+
+def write_items(folder: Path, benchmark: str, records: Iterable[dict[str, Any]]) -> str:
+    """Write per-item records atomically; returns the path relative to the results folder."""
+    rel = f"{ITEMS_DIR}/{benchmark}.jsonl"
+    write_text(Path(folder) / rel, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    return rel
+
+
+def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise UsageError(f"{where}: missing field {key!r}; rerun `python -m evalsuite run` to rewrite it")
+    value = obj[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise UsageError(f"{where}: field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
+    """Read and validate a results.json (or the folder holding it); UsageError says what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    where = str(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no results file; run `python -m evalsuite run` first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{where}: not valid JSON ({exc}); the file is corrupt or truncated") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a JSON object")
+    fmt = _require(raw, "format", str, where)
+    if fmt != FORMAT:
+        raise UsageError(f"{where}: format {fmt!r} is not {FORMAT!r}")
+    got_protocol = _require(raw, "protocol", str, where)
+    if protocol is not None and got_protocol != protocol:
+        raise UsageError(
+            f"{where}: protocol {got_protocol!r} differs from this suite's {protocol!r}; "
+            "re-evaluate with this version before comparing"
+        )
+    model_raw = _require(raw, "model", dict, where)
+    for key in ("spec", "label", "kind", "source"):
+        _require(model_raw, key, str, f"{where} model")
+    model = ModelInfo(**{k: model_raw.get(k) for k in ModelInfo.__dataclass_fields__})
+    benches: dict[str, BenchmarkResult] = {}
+    for name, b in _require(raw, "benchmarks", dict, where).items():
+        bench = bench_registry.BENCHMARKS.get(name)
+        if bench is None:
+            raise UsageError(
+                f"{where}: unknown benchmark {name!r}; known: {', '.join(bench_registry.BENCHMARKS)}"
+            )
+        if bench.model_kind != model.kind:
+            raise UsageError(
+                f"{where}: benchmark {name!r} is for a {bench.model_kind}, the model is a {model.kind}"
+            )
+        bw = f"{where} benchmarks.{name}"
+        if not isinstance(b, dict):
+            raise UsageError(f"{bw}: expected an object")
+        score = float(_require(b, "score", (int, float), bw))
+        if not math.isfinite(score) or not 0.0 <= score <= 100.0:
+            raise UsageError(f"{bw}: score {score} is not a percentage")
+        benches[name] = BenchmarkResult(
+            score=score,
+            n=int(_require(b, "n", int, bw)),
+            metric=_require(b, "metric", str, bw),
+            stderr=b.get("stderr"),
+            subtasks=b.get("subtasks", {}),
+            scores=b.get("scores", {}),
+            counts=b.get("counts", {}),
+            items=b.get("items", ""),
+            seconds=float(b.get("seconds", 0.0)),
+        )
+    return Results(
+        model=model,
+        backend=_require(raw, "backend", str, where),
+        benchmarks=benches,
+        limit=raw.get("limit"),
+        created=raw.get("created", ""),
+        versions=raw.get("versions", {}),
+        hardware=raw.get("hardware", {}),
+        settings=raw.get("settings", {}),
+        format=fmt,
+        protocol=got_protocol,
+    )
+
+
+def load_items(results_path: Path, benchmark: str) -> list[dict[str, Any]]:
+    """The per-item records of one benchmark in a results folder (validated minimally)."""
+    folder = Path(results_path)
+    if folder.is_file():
+        folder = folder.parent
+    res = load(folder)
+    if benchmark not in res.benchmarks:
+        raise UsageError(f"{folder}: no {benchmark!r} results")
+    path = folder / (res.benchmarks[benchmark].items or f"{ITEMS_DIR}/{benchmark}.jsonl")
+    records: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
+                if not isinstance(rec, dict) or "score" not in rec or "subtask" not in rec:
+                    raise UsageError(f"{path}:{lineno}: item record needs 'subtask' and 'score'")
+                records.append(rec)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
+    return records
+
+
+def discover(roots: Sequence[Path]) -> list[Path]:
+    """Every results.json under the given folders (a folder may itself be one model's results)."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            raise UsageError(f"results folder {root} does not exist")
+        if (root / RESULTS_FILE).is_file():
+            found.append(root / RESULTS_FILE)
+        else:
+            found.extend(sorted(root.glob(f"*/{RESULTS_FILE}")))
+    return found

@@ -1,0 +1,134 @@
+"""An lm-eval LM wrapper that keeps every finished request on disk, so a killed run resumes.
+
+lm-eval's own CachingLM commits its SQLite cache only after a whole request type finishes
+(a kill loses everything); here requests run in fixed chunks and each chunk's answers are
+appended to a JSONL file and fsynced before the next chunk starts. Chunks are cut from the
+full, ordered request list, so a rerun batches the missing requests exactly as an
+uninterrupted run would and produces identical answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.model import LM
+from tqdm import tqdm
+
+
+def request_key(kind: str, args: tuple[Any, ...]) -> str:
+    payload = json.dumps([kind, list(args)], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class ResumableLM(LM):
+    def __init__(
+        self, inner: LM, cache_file: Path, *, fingerprint: str, chunk_size: int = 32, progress: bool = True
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.cache_file = Path(cache_file)
+        self.fingerprint = fingerprint
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.reused = 0
+        self.computed = 0
+        self._answers = self._load()
+
+    # lm-eval asks the model for chat templating and tokenizer identity: delegate.
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return self.inner.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.inner.tokenizer_name
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        return self.inner.chat_template(chat_template)
+
+    def _load(self) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
+        if not self.cache_file.is_file():
+            return answers
+        with self.cache_file.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line torn by a kill: everything after it is recomputed
+                if rec.get("fingerprint") != self.fingerprint:
+                    continue  # written by another model/backend/protocol: never reused
+                answers[rec["key"]] = rec["answer"]
+        return answers
+
+    def _append(self, rows: list[tuple[str, Any]]) -> None:
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.cache_file.open("a", encoding="utf-8") as handle:
+            for key, answer in rows:
+                handle.write(
+                    json.dumps({"fingerprint": self.fingerprint, "key": key, "answer": answer}) + "\n"
+                )
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _run(self, kind: str, requests: list[Any], call: Callable[[list[Any]], list[Any]]) -> list[Any]:
+        keys = [request_key(kind, tuple(r.args)) for r in requests]
+        todo = [i for i, k in enumerate(keys) if k not in self._answers]
+        self.reused += len(requests) - len(todo)
+        todo_set = set(todo)
+        chunks = [
+            range(s, min(s + self.chunk_size, len(requests)))
+            for s in range(0, len(requests), self.chunk_size)
+        ]
+        pending = [c for c in chunks if any(i in todo_set for i in c)]
+        bar = tqdm(
+            total=len(requests),
+            initial=len(requests) - len(todo),
+            desc=f"{kind} requests",
+            disable=not self.progress,
+            unit="req",
+        )
+        for chunk in pending:
+            batch = [requests[i] for i in chunk]
+            answers = call(batch)
+            rows = []
+            for i, answer in zip(chunk, answers, strict=True):
+                answer = list(answer) if isinstance(answer, tuple) else answer
+                if i in todo_set:
+                    self._answers[keys[i]] = answer
+                    rows.append((keys[i], answer))
+            self._append(rows)
+            self.computed += len(rows)
+            bar.update(len(rows))
+        bar.close()
+        out = []
+        for k in keys:
+            a = self._answers[k]
+            out.append(tuple(a) if kind == "loglikelihood" else a)
+        return out
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        return self._run("loglikelihood", requests, lambda b: self.inner.loglikelihood(b, disable_tqdm=True))
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        return self._run(
+            "loglikelihood_rolling",
+            requests,
+            lambda b: self.inner.loglikelihood_rolling(b, disable_tqdm=True),
+        )
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        return self._run(
+            "generate_until", requests, lambda b: self.inner.generate_until(b, disable_tqdm=True)
+        )

