@@ -1,4 +1,7 @@
-"""`python -m evalsuite`: evaluate models with the paper's protocol (commands grow by issue)."""
+"""`python -m evalsuite`: evaluate models with the paper's protocol, score outside outputs, tables.
+
+Each command lives in its own module exposing `add_parser(sub)`; this file only assembles them.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also resolve each one (offline: from the local cache) and say where from",
     )
     p.set_defaults(func=_cmd_models)
+    from evalsuite import run_cmd, score_cmd, tables_cmd
+
+    for module in (run_cmd, score_cmd, tables_cmd):
+        module.add_parser(sub)
     return parser
 
 

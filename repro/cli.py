@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import atomic, dryrun, recipe, tiny
+from repro import ablation, atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
 from repro.errors import OneLineParser, UsageError, command_parser, run_cli
 from repro.run import PROFILES
@@ -133,16 +133,10 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
     lock = lockfile.load(args.lock)
     world = args.world_size or detected_world_size()
     out = Path(args.out or run.profile_root(args.profile) / chosen.name)
-    plan = None
-    if not chosen.grid:
-        plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)
+    plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)
     if args.dry_run:
         print(dryrun.render(chosen, plan, lock, str(out)))
         return 0
-    if plan is None:
-        raise UsageError(
-            f"{chosen.name} is a grid; its runner is not available yet (--dry-run shows the grid)"
-        )
     request = run.Request(
         recipe=chosen, profile=args.profile, plan=plan, out=out, lock=lock,
         init_from=args.init_from, resume=args.resume, allow_unlocked=args.allow_unlocked,
@@ -169,11 +163,13 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(
             name,
             help=(
-                f"{r.paper_name}: a grid of {r.stage} runs (--dry-run shows it; its runner is not wired yet)"
+                f"{r.paper_name}: a grid of {r.stage} runs, their evaluation and contour maps"
                 if r.grid
                 else f"train {r.paper_name} ({r.stage}) from its locked recipe"
             ),
-            description=f"Train {r.paper_name} with TRL from repro/recipes/{name}.yaml. "
+            description=ablation.DESCRIPTION
+            if r.grid
+            else f"Train {r.paper_name} with TRL from repro/recipes/{name}.yaml. "
             "--dry-run prints the resolved configuration without network.",
         )
         p.add_argument("--dry-run", action="store_true", help="print the resolved run and exit")
@@ -211,6 +207,9 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--world-size", type=int, help="processes to plan for (default: detected)")
         p.set_defaults(func=_cmd_recipe)
+        if r.grid:  # each point is a run of this recipe; the grid runner adds its own flags
+            ablation.add_arguments(p)
+            p.set_defaults(func=ablation.command)
 
 
 def build_parser() -> argparse.ArgumentParser:

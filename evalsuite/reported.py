@@ -1,0 +1,221 @@
+"""The paper's reported scores, read from tables/reported/*.yaml (one file per paper table).
+
+Each file names its source table; values are strings exactly as printed (their decimals set
+how reproduced values are printed). Loading validates everything against the benchmark
+registry and checkpoints.lock, and checks that a score printed in two tables agrees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from evalsuite import benchmarks as registry
+from repro import lock as lockfile
+from repro.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTED_DIR = ROOT / "tables" / "reported"
+CLAIMS_FILE = ROOT / "tables" / "claims.yaml"
+NUMBER = re.compile(r"^\d{1,3}(\.\d+)?$")
+# Named scores a results file may carry besides the headline (results.BenchmarkResult.scores).
+SCORE_KEYS = {"rewardbench": ("chat", "chat_hard", "safety", "reasoning")}
+MODEL_ROLES = ("published", "baseline", "reproduce-only")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A table row: a benchmark's headline, or one of its named scores ("rewardbench.chat")."""
+
+    benchmark: str
+    score: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Metric:
+        bench, _, score = text.partition(".")
+        return cls(bench, score or None)
+
+    def __str__(self) -> str:
+        return f"{self.benchmark}.{self.score}" if self.score else self.benchmark
+
+
+@dataclass(frozen=True)
+class Reported:
+    value: float  # percent
+    text: str  # as printed
+    source: str  # "paper Table 6", or the model card
+
+    @property
+    def decimals(self) -> int:
+        return len(self.text.partition(".")[2])
+
+
+@dataclass(frozen=True)
+class Column:
+    model: str  # lock name, = results model.label
+    header: str  # the paper's column header
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: Metric
+    label: str
+    values: tuple[Reported, ...]
+
+
+@dataclass(frozen=True)
+class ReportedTable:
+    key: str  # "table3", ..., "card"
+    number: int | None
+    title: str
+    source: str
+    kind: Literal["paper", "model-card"]
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    model_kind: str  # every column's model kind: "causal-lm" | "reward-model"
+
+    def value(self, model: str, metric: Metric) -> Reported | None:
+        for j, col in enumerate(self.columns):
+            if col.model == model:
+                for row in self.rows:
+                    if row.metric == metric:
+                        return row.values[j]
+        return None
+
+
+def _field(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in raw:
+        raise UsageError(f"{where}: missing {key!r}")
+    if not isinstance(raw[key], kind):
+        raise UsageError(f"{where}: {key!r} should be a {kind.__name__}")
+    return raw[key]
+
+
+def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a mapping")
+    number = raw.get("table")
+    kind = _field(raw, "kind", str, where)
+    if kind not in ("paper", "model-card"):
+        raise UsageError(f"{where}: kind must be 'paper' or 'model-card', not {kind!r}")
+    if kind == "paper" and not isinstance(number, int):
+        raise UsageError(f"{where}: a paper table needs its table number in 'table'")
+    source = _field(raw, "source", str, where)
+    if kind == "paper" and source != f"paper Table {number}":
+        raise UsageError(f"{where}: source should read 'paper Table {number}'")
+    columns = []
+    for c in _field(raw, "columns", list, where):
+        if (
+            not isinstance(c, dict)
+            or not isinstance(c.get("model"), str)
+            or not isinstance(c.get("header"), str)
+        ):
+            raise UsageError(f"{where}: each column needs 'model' and 'header' strings")
+        if c["model"] not in model_names:
+            raise UsageError(f"{where}: column model {c['model']!r} is not a model in checkpoints.lock")
+        columns.append(Column(c["model"], c["header"]))
+    if len({c.model for c in columns}) != len(columns):
+        raise UsageError(f"{where}: a model appears in two columns")
+    rows = []
+    kinds = set()
+    for r in _field(raw, "rows", list, where):
+        if not isinstance(r, dict):
+            raise UsageError(f"{where}: each row must be a mapping")
+        metric = Metric.parse(_field(r, "metric", str, where))
+        rw = f"{where} row {metric}"
+        bench = registry.BENCHMARKS.get(metric.benchmark)
+        if bench is None:
+            raise UsageError(f"{rw}: unknown benchmark; known: {', '.join(registry.BENCHMARKS)}")
+        if metric.score is not None and metric.score not in SCORE_KEYS.get(metric.benchmark, ()):
+            raise UsageError(f"{rw}: {metric.benchmark} has no named score {metric.score!r}")
+        label = _field(r, "label", str, rw)
+        if metric.score is None and label != bench.column:
+            raise UsageError(f"{rw}: label {label!r} differs from the registry's column {bench.column!r}")
+        texts = _field(r, "values", list, rw)
+        if len(texts) != len(columns):
+            raise UsageError(f"{rw}: {len(texts)} values for {len(columns)} columns")
+        values = []
+        for text in texts:
+            if not isinstance(text, str) or not NUMBER.match(text) or float(text) > 100.0:
+                raise UsageError(f"{rw}: value {text!r} must be a quoted percentage as printed, e.g. '51.5'")
+            values.append(Reported(float(text), text, source))
+        kinds.add(bench.model_kind)
+        rows.append(Row(metric, label, tuple(values)))
+    if len(kinds) != 1:
+        raise UsageError(f"{where}: rows mix causal-LM and reward-model benchmarks")
+    if len({r.metric for r in rows}) != len(rows):
+        raise UsageError(f"{where}: a metric appears in two rows")
+    return ReportedTable(
+        key=f"table{number}" if kind == "paper" else str(number or path.stem),
+        number=number if kind == "paper" else None,
+        title=_field(raw, "title", str, where),
+        source=source,
+        kind=kind,
+        columns=tuple(columns),
+        rows=tuple(rows),
+        model_kind=kinds.pop(),
+    )
+
+
+@dataclass(frozen=True)
+class ReportedScores:
+    tables: tuple[ReportedTable, ...]  # paper tables by number, then model cards
+
+    def get(self, model: str, metric: Metric) -> Reported | None:
+        """The reference value: the paper's, else a model card's (its `source` says which)."""
+        for table in self.tables:
+            found = table.value(model, metric)
+            if found is not None:
+                return found
+        return None
+
+    def model_kind(self, model: str) -> str | None:
+        for table in self.tables:
+            if any(c.model == model for c in table.columns):
+                return table.model_kind
+        return None
+
+    def in_paper(self, model: str) -> bool:
+        return any(t.kind == "paper" and any(c.model == model for c in t.columns) for t in self.tables)
+
+    def header(self, model: str) -> str:
+        for table in self.tables:
+            for col in table.columns:
+                if col.model == model:
+                    return col.header
+        return model
+
+
+def load(folder: Path | None = None, lock_path: Path | None = None) -> ReportedScores:
+    folder = Path(folder) if folder is not None else REPORTED_DIR
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise UsageError(f"no reported tables (*.yaml) in {folder}; run from a checkout of the suite")
+    lock = lockfile.load(lock_path)
+    model_names = {e.name for e in lock.entries.values() if e.role in MODEL_ROLES}
+    tables = [_parse_table(p, model_names) for p in files]
+    keys = [t.key for t in tables]
+    if len(set(keys)) != len(keys):
+        raise UsageError(f"{folder}: two files describe the same table")
+    tables.sort(key=lambda t: (t.number is None, t.number or 0, t.key))
+    seen: dict[tuple[str, Metric], tuple[Reported, str]] = {}
+    for table in tables:
+        for row in table.rows:
+            for col, value in zip(table.columns, row.values, strict=True):
+                prior = seen.get((col.model, row.metric))
+                if prior and prior[0].value != value.value:
+                    raise UsageError(
+                        f"{folder}: {col.model} {row.metric} is {prior[0].text} in {prior[1]} "
+                        f"but {value.text} in {table.source}"
+                    )
+                seen.setdefault((col.model, row.metric), (value, table.source))
+    return ReportedScores(tuple(tables))

@@ -1,0 +1,147 @@
+"""Every results folder the tables read, loaded and checked: one `Run` per evaluated model.
+
+Results whose `settings` carry the ablation keys (learning rate and batch size) are grid
+points of the 135M ablation: they feed claim 6 and stay out of the paper's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite import item_stats
+from evalsuite import results as results_fmt
+from evalsuite.item_stats import ItemData
+from evalsuite.reported import ReportedScores
+from repro.errors import UsageError
+
+ABLATION_KEYS = ("learning_rate", "batch_size")  # default; claims.yaml's claim 6 names its own
+SCORE_TOLERANCE = 0.01  # points: results.json's score against the headline of its own items
+
+
+@dataclass
+class Run:
+    path: Path  # results.json
+    results: results_fmt.Results
+    items: dict[str, ItemData] = field(default_factory=dict)
+    ablation_keys: tuple[str, ...] = ABLATION_KEYS
+
+    @property
+    def label(self) -> str:
+        return self.results.model.label
+
+    @property
+    def kind(self) -> str:
+        return self.results.model.kind
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.results.settings.get("simulated"))
+
+    @property
+    def limit(self) -> int | None:
+        return self.results.limit
+
+    @property
+    def is_ablation(self) -> bool:
+        return all(k in self.results.settings for k in self.ablation_keys)
+
+
+def find(dirs: Sequence[Path]) -> list[Path]:
+    """results.json files under the folders, at any depth (ablation points may sit deeper)."""
+    found: list[Path] = []
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise UsageError(f"results folder {root} does not exist; pass --results with a folder of results")
+        found.extend(sorted(p for p in root.rglob(results_fmt.RESULTS_FILE) if p.is_file()))
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """One JSONL file of item records, parsed in one call (twice as fast as line by line).
+
+    evalsuite.results.load_items parses line by line; a file that does not parse whole falls
+    back to that here, to name the bad line. Record fields are checked by item_stats.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
+    try:  # one parse of the whole file; blank lines (",,") send it down the slow path
+        records = json.loads("[" + text.strip().replace("\n", ",") + "]")
+    except json.JSONDecodeError:
+        records = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
+    return records
+
+
+def _load_benchmark(folder: Path, name: str, bench: results_fmt.BenchmarkResult) -> ItemData:
+    path = folder / (bench.items or f"{results_fmt.ITEMS_DIR}/{name}.jsonl")
+    records = read_records(path)
+    if len(records) != bench.n:
+        raise UsageError(f"{path}: {len(records)} item records but results.json says n = {bench.n}")
+    data = item_stats.from_records(name, records, str(path))
+    if abs(data.headline - bench.score) > SCORE_TOLERANCE:
+        raise UsageError(
+            f"{folder / results_fmt.RESULTS_FILE}: {name} score {bench.score:.2f} but its items give "
+            f"{data.headline:.2f}; the items file does not belong to these results"
+        )
+    return data
+
+
+def _load_one(path: Path, reported: ReportedScores, with_items: bool, keys: tuple[str, ...]) -> Run:
+    res = results_fmt.load(path)
+    label = res.model.label
+    known = reported.model_kind(label)
+    if known is not None and known != res.model.kind:
+        raise UsageError(
+            f"{path}: model {label!r} is a {known} in the paper, but the results say {res.model.kind}"
+        )
+    run = Run(path, res, ablation_keys=keys)
+    if with_items and not run.is_ablation:
+        for name, bench in res.benchmarks.items():
+            run.items[name] = _load_benchmark(path.parent, name, bench)
+    return run
+
+
+def _load_star(args: tuple[Path, ReportedScores, bool, tuple[str, ...]]) -> Run:
+    return _load_one(*args)
+
+
+def load_runs(
+    paths: Sequence[Path],
+    reported: ReportedScores,
+    *,
+    with_items: bool = True,
+    workers: int = 1,
+    ablation_keys: Sequence[str] = ABLATION_KEYS,
+) -> list[Run]:
+    """Load and check every results file; `workers` > 1 parses models in parallel processes."""
+    jobs = [(Path(p), reported, with_items, tuple(ablation_keys)) for p in paths]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            runs = list(pool.map(_load_star, jobs))
+    else:
+        runs = [_load_star(j) for j in jobs]
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.is_ablation:
+            continue
+        if run.label in seen:
+            raise UsageError(
+                f"two results for model {run.label!r}: {seen[run.label]} and {run.path}; "
+                "pass --results folders that hold one of them"
+            )
+        seen[run.label] = run.path
+    return runs

@@ -1,0 +1,158 @@
+"""`python -m evalsuite tables`: the paper's tables regenerated from results, with statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalsuite.run_cmd import DEFAULT_OUTPUT
+from repro.atomic import write_bytes, write_text
+from repro.errors import UsageError
+
+if TYPE_CHECKING:
+    from evalsuite.analysis import Report
+
+DEFAULT_RESULTS = DEFAULT_OUTPUT  # where `python -m evalsuite run` writes
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tables" / "generated"
+FILES = {"md": "tables.md", "latex": "tables.tex"}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def generate(
+    result_dirs: list[Path] | None,
+    out: Path,
+    *,
+    formats: tuple[str, ...] = ("md", "latex"),
+    alpha: float = 0.05,
+    resamples: int = 10_000,
+    seed: int = 0,
+    workers: int = 1,
+    lock: Path | None = None,
+) -> tuple[Report, list[Path]]:
+    """Everything `tables` writes; returns the report and the paths written (used by tests)."""
+    from evalsuite import analysis, claims, forest, reported, result_set, tablegen
+
+    if not 0.0 < alpha < 0.5:
+        raise UsageError(f"--alpha {alpha} must lie between 0 and 0.5")
+    if resamples < 1000:
+        raise UsageError(f"--resamples {resamples} is too few for 95% intervals; use at least 1000")
+    scores = reported.load(lock_path=lock)
+    claim_list = claims.load(scores)
+    notes = []
+    if result_dirs is None:
+        dirs = [DEFAULT_RESULTS] if DEFAULT_RESULTS.is_dir() else []
+        if not dirs:
+            notes.append(f"no {DEFAULT_RESULTS}/ folder: every cell shows the reported value")
+    else:
+        dirs = result_dirs
+    paths = result_set.find(dirs)
+    runs = result_set.load_runs(
+        paths, scores, workers=workers, ablation_keys=claims.ablation_keys(claim_list)
+    )
+    settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed)
+    report = analysis.analyse(runs, scores, claim_list, settings)
+    report.notes.extend(notes)
+    sources = [str(d) for d in dirs]
+
+    # everything is rendered before the first file is written: a failure leaves the old set
+    texts = {FILES[fmt]: tablegen.document(report, scores, fmt, sources) for fmt in formats}  # type: ignore[arg-type]
+    payload = {
+        **report.to_json_obj(),
+        "sources": sources,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+    texts["statistics.json"] = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    texts["claims.md"] = tablegen.claims_document(report)
+    png = forest.forest_png(report)
+    for name, text in texts.items():
+        write_text(out / name, text)
+    write_bytes(out / "forest.png", png)
+    return report, [out / name for name in (*texts, "forest.png")]
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import scipy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__}
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    formats = ("md", "latex") if args.format == "both" else (args.format,)
+    report, written = generate(
+        args.results,
+        args.out,
+        formats=formats,
+        alpha=args.alpha,
+        resamples=args.resamples,
+        seed=args.seed,
+        workers=args.workers,
+        lock=args.lock,
+    )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(report.models)} models with results, {report.ablation_points} ablation points")
+    for claim in report.claims:
+        print(f"claim {claim.id}: {claim.verdict} — {claim.reason}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tables",
+        help="regenerate the paper's tables from results, with intervals, tests and the claims",
+        description=(
+            "Regenerate paper Tables 2, 3, 5, 6, 7, 8, 9 (and the Reinforced model card row) from "
+            "whatever results exist: a cell without a result shows the reported value, marked. "
+            "Writes tables.md / tables.tex, statistics.json, claims.md and forest.png."
+        ),
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help=f"results folders, searched at any depth for results.json (default: ./{DEFAULT_RESULTS}, "
+        "the default output of `python -m evalsuite run`); 135M ablation points (results whose settings "
+        "carry learning_rate and batch_size, e.g. under outputs/ablation-135m) feed claim 6",
+    )
+    p.add_argument(
+        "--format", choices=("md", "latex", "both"), default="both", help="table format(s) (default: both)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="output folder (default: tables/generated of the checkout)",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    p.add_argument(
+        "--resamples", type=_positive, default=10_000, help="bootstrap/permutation resamples (10000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every resampling stream (default: 0)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=min(4, os.cpu_count() or 1),
+        help="processes that parse results folders in parallel (default: CPU count, at most 4)",
+    )
+    p.set_defaults(func=_cmd)

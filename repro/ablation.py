@@ -1,0 +1,346 @@
+"""`python -m repro ablation-135m`: the Figure 1 grid of SFT runs, their evaluation, the contour maps.
+
+Each grid point is an ordinary SFT run (repro.run.train) of the recipe with learning_rate and
+effective_batch_size set, in <root>/lr<LR>_bs<BS>/ with its own manifest.json; a finished point
+is skipped on rerun and an interrupted one continues with --resume. Finished points are then
+evaluated by evalsuite.run_cmd.evaluate (their results carry the point in `settings`), and
+repro.figure1 draws the maps from those results only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from repro import figure1, recipe, run
+from repro import lock as lockfile
+from repro.errors import UsageError
+from repro.recipe import BatchPlan, Recipe, Sourced
+from repro.resolve import finished_run
+
+AXES = {"lr": "learning_rate", "bs": "effective_batch_size"}
+ALIASES = {"lr": "lr", "learning_rate": "lr", "bs": "bs", "batch_size": "bs", "effective_batch_size": "bs"}
+SMOKE_PREFIX = "smoke_"  # the recipe's smoke_* grid axes replace the real ones under --profile smoke
+GRID_HELP = "lr=1e-5,3e-5;bs=8,16"
+PAPER_RATIOS = ("sft-1130", "sft-1207")  # drawn as labelled iso-lines: the paper's two SFT recipes
+DESCRIPTION = (
+    "Paper Figure 1: one SFT run per (learning rate, batch size) grid point in OUT/lr<LR>_bs<BS>/ "
+    "(finished points are skipped on rerun; --resume continues an interrupted one), each evaluated "
+    "on the recipe's benchmarks, then one contour map per benchmark with LR/BS iso-lines in "
+    "OUT/figure1/. --profile smoke runs the recipe's 2x2 smoke grid on the tiny model."
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    learning_rate: float
+    batch_size: int
+
+    @property
+    def name(self) -> str:
+        return f"lr{self.learning_rate:g}_bs{self.batch_size}"
+
+    @property
+    def ratio(self) -> float:
+        return self.learning_rate / self.batch_size
+
+
+@dataclass(frozen=True)
+class Grid:
+    learning_rates: tuple[float, ...]
+    batch_sizes: tuple[int, ...]
+    sources: dict[str, str]  # "lr" / "bs" -> where the values come from (recorded per run)
+
+    def points(self) -> list[Point]:
+        return [Point(lr, bs) for bs in self.batch_sizes for lr in self.learning_rates]
+
+
+def default_grid(r: Recipe, profile: str) -> Grid:
+    prefix = SMOKE_PREFIX if profile == "smoke" else ""
+    axes = {short: r.grid[prefix + key] for short, key in AXES.items()}
+    return Grid(
+        tuple(float(v) for v in axes["lr"].value),
+        tuple(int(v) for v in axes["bs"].value),
+        {k: s.source for k, s in axes.items()},
+    )
+
+
+def _values(axis: str, text: str) -> tuple[float, ...] | tuple[int, ...]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"--grid {axis}=: give at least one value, e.g. --grid '{GRID_HELP}'")
+    out: list = []
+    for item in items:
+        try:
+            value = int(item) if axis == "bs" else float(item)
+        except ValueError:
+            kind = "a whole number" if axis == "bs" else "a number like 3e-5"
+            raise UsageError(f"--grid {axis}={text}: {item!r} is not {kind}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--grid {axis}={text}: {item} must be positive")
+        out.append(value)
+    values = tuple(sorted(set(out)))
+    names = [f"{v:g}" for v in values]
+    if len(set(names)) < len(names):
+        raise UsageError(f"--grid {axis}={text}: values must differ within 6 significant digits")
+    return values
+
+
+def parse_grid(specs: list[str], default: Grid) -> Grid:
+    """`lr=1e-5,3e-5;bs=8,16` (axes separated by `;`, or repeat --grid); a missing axis keeps default."""
+    given: dict[str, tuple] = {}
+    for spec in specs:
+        for part in (p.strip() for p in spec.split(";")):
+            if not part:
+                continue
+            name, sep, text = part.partition("=")
+            axis = ALIASES.get(name.strip().lower())
+            if not sep or axis is None:
+                raise UsageError(f"--grid {part!r}: expected lr=V,V;bs=N,N, e.g. --grid '{GRID_HELP}'")
+            if axis in given:
+                raise UsageError(f"--grid names {axis} twice; list all its values once, comma-separated")
+            given[axis] = _values(axis, text)
+    sources = dict(default.sources)
+    for axis, values in given.items():
+        listed = ",".join(f"{v:g}" for v in values)
+        sources[axis] = f"override: --grid {axis}={listed} (recipe grid: {default.sources[axis]})"
+    return Grid(given.get("lr", default.learning_rates), given.get("bs", default.batch_sizes), sources)
+
+
+def point_recipe(base: Recipe, grid: Grid, point: Point) -> Recipe:
+    """The recipe of one point: an ordinary SFT recipe, the point recorded as its overrides."""
+    hyper = dict(base.hyperparameters)
+    hyper["learning_rate"] = Sourced(point.learning_rate, grid.sources["lr"])
+    hyper["effective_batch_size"] = Sourced(point.batch_size, grid.sources["bs"])
+    overrides = (f"learning_rate={point.learning_rate!r}", f"effective_batch_size={point.batch_size}")
+    return replace(base, hyperparameters=hyper, grid={}, overrides=(*base.overrides, *overrides))
+
+
+def status(run_dir: Path) -> str:
+    if finished_run(run_dir):
+        return "finished"
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        return "unfinished"
+    return "new"
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: Recipe
+    grid: Grid
+    root: Path  # the grid's folder; point runs are <root>/<point.name>
+    results: Path | None  # --results, else each point's <run>/eval
+    benchmarks: list[str]
+    batches: dict[Point, BatchPlan]
+
+    def run_dir(self, point: Point) -> Path:
+        return self.root / point.name
+
+    def eval_root(self, point: Point) -> Path:
+        return self.results or self.run_dir(point) / "eval"
+
+    def result_roots(self) -> list[Path]:
+        return [self.results] if self.results else sorted(self.root.glob("*/eval"))
+
+
+def _benchmarks(r: Recipe, spec: str | None) -> list[str]:
+    allowed = list(r.benchmarks.value) if r.benchmarks else []
+    if not spec:
+        return allowed
+    names = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise UsageError(f"--benchmarks {spec}: choose from the recipe's {','.join(allowed)}")
+    return names
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    base = recipe.load(args.command)
+    for item in args.override:
+        if item.partition("=")[0].strip() in ("learning_rate", "effective_batch_size"):
+            raise UsageError(f"--override {item}: the grid sets it; use --grid '{GRID_HELP}'")
+    base = recipe.apply_overrides(base, args.override)
+    grid = parse_grid(args.grid, default_grid(base, args.profile))
+    batches: dict[Point, BatchPlan] = {}
+    if not args.plot_only:
+        from repro.cli import detected_world_size
+
+        world = args.world_size or detected_world_size()
+        for point in grid.points():
+            try:
+                batches[point] = recipe.plan_batch(point.batch_size, world, args.per_device_batch)
+            except UsageError as exc:
+                raise UsageError(f"--grid bs={point.batch_size}: {exc}") from None
+    root = Path(args.out or run.profile_root(args.profile) / base.name)
+    return Plan(base, grid, root, args.results, _benchmarks(base, args.benchmarks), batches)
+
+
+def _check_eval_inputs(args: argparse.Namespace, plan: Plan) -> None:
+    """Fail before any training if evaluation could not run afterwards."""
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be a positive number of items, not {args.limit}")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a directory")
+    from evalsuite import sources
+
+    lock_path = str(lockfile.load(args.lock).path)
+    for name in plan.benchmarks:
+        sources.benchmark_folder(name, args.data_dir, lock_path=lock_path, allow_unlocked=args.allow_unlocked)
+
+
+def _evaluated(results_json: Path, benchmarks: list[str], limit: int | None) -> bool:
+    from evalsuite import results as results_io
+
+    if not results_json.is_file():
+        return False
+    res = results_io.load(results_json)
+    return set(benchmarks) <= set(res.benchmarks) and res.limit == limit
+
+
+def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
+    from evalsuite.run_cmd import evaluate
+
+    output = plan.eval_root(point)
+    # evaluate() labels a run folder by its name, so this is where a previous evaluation sits
+    if _evaluated(output / point.name / "results.json", plan.benchmarks, args.limit):
+        print(f"  {point.name}: evaluated already ({output / point.name})")
+        return output / point.name
+    return evaluate(
+        str(plan.run_dir(point)),
+        benchmarks=plan.benchmarks,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        output=output,
+        backend=args.backend,
+        settings={
+            "learning_rate": point.learning_rate,
+            "batch_size": point.batch_size,
+            "ablation": plan.recipe.name,
+            "profile": args.profile,
+        },
+        lock_path=args.lock,
+        allow_unlocked=args.allow_unlocked,
+    )
+
+
+def plot(args: argparse.Namespace, plan: Plan, grid: Grid | None) -> list[Path]:
+    """Draw from the results found; `grid` None: the points that have results (--plot-only)."""
+    found = figure1.collect(plan.result_roots(), plan.recipe.name)
+    if grid is None:
+        if not found:
+            where = ", ".join(map(str, plan.result_roots())) or f"{plan.root}/*/eval"
+            raise UsageError(f"no {plan.recipe.name} results in {where}: run the grid or pass --results DIR")
+        lrs, bss = sorted({k[0] for k in found}), sorted({k[1] for k in found})
+    else:
+        lrs, bss = list(grid.learning_rates), list(grid.batch_sizes)
+    rows = figure1.score_table(lrs, bss, found, plan.benchmarks)
+    for row in rows:
+        missing = [b for b in plan.benchmarks if b not in row.scores]
+        if missing:
+            print(f"no results for LR {row.learning_rate:g}, BS {row.batch_size}: {', '.join(missing)}")
+    marked = {recipe.load(n).paper_name: recipe.load(n).lr_per_example for n in PAPER_RATIOS}
+    title = "tiny model SFT (smoke profile)" if args.profile == "smoke" else "SmolLM2-135M SFT"
+    out = args.figures or plan.root / "figure1"
+    paths = figure1.draw(
+        rows, lrs, bss, plan.benchmarks, out, ablation=plan.recipe.name, title=title, marked=marked
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
+def render(plan: Plan, lock: lockfile.Lock, args: argparse.Namespace) -> str:
+    from tabulate import tabulate
+
+    from repro import dryrun
+
+    rows = []
+    for point in plan.grid.points():
+        results = plan.eval_root(point) / point.name
+        evaluated = "yes" if (results / "results.json").is_file() else "no"
+        rows.append([point.name, f"{point.learning_rate:g}", point.batch_size, f"{point.ratio:.3g}",
+                     plan.batches[point].describe(), status(plan.run_dir(point)), evaluated])  # fmt: skip
+    head = dryrun.render(plan.recipe, None, lock, str(plan.root))
+    table = tabulate(rows, headers=["point", "LR", "BS", "LR/BS", "batch split", "run", "evaluated"])
+    eval_line = "skipped (--skip-eval)" if args.skip_eval else ", ".join(plan.benchmarks)
+    return f"{head}\n\n{args.profile} grid ({len(rows)} points):\n{table}\n\nevaluation: {eval_line}"
+
+
+def command(args: argparse.Namespace) -> int:
+    plan = make_plan(args)
+    if args.plot_only:
+        plot(args, plan, plan.grid if args.grid else None)
+        return 0
+    lock = lockfile.load(args.lock)
+    if args.dry_run:
+        print(render(plan, lock, args))
+        return 0
+    points = plan.grid.points()
+    states = {p: status(plan.run_dir(p)) for p in points}
+    if not args.resume and (stuck := [p.name for p in points if states[p] == "unfinished"]):
+        raise UsageError(
+            f"{plan.root}: unfinished point(s) {', '.join(stuck)}: pass --resume to continue them"
+        )
+    if not args.skip_eval:
+        _check_eval_inputs(args, plan)
+    argv = ["python", "-m", "repro", *getattr(args, "_argv", [])]
+    for number, point in enumerate(points, 1):
+        head = f"[{number}/{len(points)}] {point.name} (LR/BS {point.ratio:.3g})"
+        if states[point] == "finished":
+            print(f"{head}: finished run, skipped")
+            continue
+        print(f"{head}: training, {plan.batches[point].describe()}", flush=True)
+        request = run.Request(
+            recipe=point_recipe(plan.recipe, plan.grid, point), profile=args.profile,
+            plan=plan.batches[point], out=plan.run_dir(point), lock=lock, init_from=args.init_from,
+            resume=states[point] == "unfinished", allow_unlocked=args.allow_unlocked,
+        )  # fmt: skip
+        run.train(request, argv)
+    if args.skip_eval:
+        print(f"evaluation skipped; later: python -m repro {plan.recipe.name} with the same flags")
+        return 0
+    for number, point in enumerate(points, 1):
+        print(f"[{number}/{len(points)}] evaluating {point.name} on {', '.join(plan.benchmarks)}", flush=True)
+        evaluate_point(args, plan, point)
+    plot(args, plan, plan.grid)
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The grid's flags, beside the ones every recipe command has (--profile, --resume, --out...)."""
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"narrow or change the grid: '{GRID_HELP}' (quote the `;`, or repeat --grid per axis); "
+        "lr values positive numbers, bs whole numbers the batch split can reach; an axis left out "
+        "keeps the recipe's (the smoke_* axes under --profile smoke)",
+    )
+    p.add_argument("--skip-eval", action="store_true", help="train the grid only; no evaluation, no maps")
+    p.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="only redraw the maps from existing results (--results, else each point's eval/); "
+        "without --grid, every point that has results",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        help="results root: evaluation writes RESULTS/<point>/ and the maps read it "
+        "(default: <out>/<point>/eval/)",
+    )
+    p.add_argument("--figures", type=Path, help="where the PNGs and score table go (default: <out>/figure1)")
+    p.add_argument(
+        "--benchmarks",
+        help="comma-separated subset of the recipe's benchmarks (default: arc,gsm8k,hellaswag,ifeval)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="benchmark files from DIR/<benchmark>/ (e.g. ../shared/benchdata) instead of the hub",
+    )
+    p.add_argument("--limit", type=int, help="evaluate only the first N items of each (sub)task")
+    p.add_argument("--backend", choices=("vllm", "hf"), help="evaluation engine (default: vllm with a GPU)")
