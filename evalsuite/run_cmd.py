@@ -51,11 +51,23 @@ METRIC = {
 ID_FIELDS = ("id", "question_id", "key", "ind")
 
 
+def _run_profile(res: Resolved) -> str | None:
+    """The `python -m repro` profile that produced a run folder's final/, from its manifest."""
+    if res.source != "repro-output":
+        return None
+    try:
+        return json.loads((res.path.parent / "manifest.json").read_text(encoding="utf-8")).get("profile")
+    except (OSError, ValueError):
+        return None
+
+
 def _label(spec: str, res: Resolved) -> str:
+    if res.source == "repro-output":  # outputs/<recipe>/final -> the recipe name
+        name = res.name or res.path.parent.name
+        # A smoke run (tiny model, in-repo data) must never fill the paper's column of its recipe.
+        return f"{name}-smoke" if _run_profile(res) == "smoke" else name
     if res.name:
         return res.name
-    if res.source == "repro-output":  # outputs/<recipe>/final -> the recipe name
-        return res.path.parent.name
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec.rstrip("/")).name or spec)
 
 
@@ -247,8 +259,13 @@ def evaluate(
     allow_unlocked: bool = False,
     batch_size: int | None = None,
     progress: bool = True,
+    label: str | None = None,
 ) -> Path:
-    """Evaluate `model` (path, lock name or hub id) and return its results folder."""
+    """Evaluate `model` (path, lock name or hub id) and return its results folder.
+
+    `label` names the folder and the model in tables (default: lock name, recipe name of a run
+    folder with "-smoke" for smoke-profile runs, or the folder's name).
+    """
     from evalsuite import reward
     from repro import manifest
 
@@ -260,7 +277,7 @@ def evaluate(
     res = resolve(model, lock=lock, allow_unlocked=allow_unlocked)
     kind = "reward-model" if reward.is_reward_model(res.path) else "causal-lm"
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
-    label = _label(model, res)
+    label = label or _label(model, res)
     folder = Path(output) / label
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -364,8 +381,15 @@ def _cmd(args: argparse.Namespace) -> int:
         allow_unlocked=args.allow_unlocked,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        label=args.label,
     )
     return 0
+
+
+def _label_arg(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only")
+    return text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -424,6 +448,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--allow-unlocked",
         action="store_true",
         help="allow models/datasets whose revision checkpoints.lock does not pin",
+    )
+    p.add_argument(
+        "--label",
+        type=_label_arg,
+        help="name of the results folder and of the model in tables (default: the lock name, a run "
+        "folder's recipe name (+'-smoke' for smoke-profile runs), or the folder's name)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd)

@@ -203,7 +203,7 @@ def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
     from evalsuite.run_cmd import evaluate
 
     output = plan.eval_root(point)
-    # evaluate() labels a run folder by its name, so this is where a previous evaluation sits
+    # labelled by the point's name, so this is where a previous evaluation sits
     if _evaluated(output / point.name / "results.json", plan.benchmarks, args.limit):
         print(f"  {point.name}: evaluated already ({output / point.name})")
         return output / point.name
@@ -222,6 +222,7 @@ def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
         },
         lock_path=args.lock,
         allow_unlocked=args.allow_unlocked,
+        label=point.name,
     )
 
 

@@ -12,11 +12,12 @@ import pytest
 from conftest import run_module
 
 from evalsuite import benchmarks, results
+from evalsuite.demo import DEMO_DATA
 from evalsuite.reward import data, evaluate, is_reward_model, pipeline, scoring, sections
 from repro.errors import UsageError
 from repro.resolve import Resolved
 
-FIXTURES = Path(__file__).parent / "fixtures" / "reward"
+FIXTURES = DEMO_DATA  # the hand-written reward pairs of the demo data
 CHAT = ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"]
 CHAT_HARD = ["mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
              "llmbar-adver-GPTOut", "llmbar-adver-manual"]  # fmt: skip
