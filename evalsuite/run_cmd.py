@@ -279,15 +279,19 @@ def evaluate(
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
     label = label or _label(model, res)
     folder = Path(output) / label
+    if kind == "causal-lm":
+        from evalsuite import sources
+
+        for name in names:  # fail before loading the model or writing anything if any data is bad
+            where = sources.benchmark_folder(
+                name, data_dir, lock_path=str(lock.path), allow_unlocked=allow_unlocked
+            )
+            for subset in sources.subsets(name):
+                sources.read(name, where, subset)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
-    if kind == "causal-lm":
-        from evalsuite import sources
-
-        for name in names:  # fail before loading the model if any benchmark's data is missing
-            sources.benchmark_folder(name, data_dir, lock_path=str(lock.path), allow_unlocked=allow_unlocked)
     started = time.perf_counter()
     run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}
     if kind == "reward-model":

@@ -251,14 +251,50 @@ def benchmark_folder(
     return resolve(LOCK_NAMES[benchmark], lock=lock, allow_unlocked=allow_unlocked, repo_type="dataset").path
 
 
+# The hub-schema fields each benchmark's prompts and scorers read; checked on load so a wrong
+# file is a one-line error, not a KeyError deep inside lm-eval.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "arc": ("question", "choices", "answerKey"),
+    "bbh": ("input", "target"),
+    "gsm8k": ("question", "answer"),
+    "hellaswag": ("activity_label", "ctx_a", "ctx_b", "endings", "label"),
+    "ifeval": ("prompt", "instruction_id_list", "kwargs"),
+    "mmlu_pro": ("question", "options", "answer_index", "category"),
+    "piqa": ("goal", "sol1", "sol2", "label"),
+}
+
+
+def _check(benchmark: str, folder: Path, subset: str | None, splits: dict[str, list[Row]]) -> None:
+    where = f"{folder} ({benchmark}{' ' + subset if subset else ''}"
+    for split, rows in splits.items():
+        if not rows:
+            raise UsageError(f"{where} {split}): no rows; put the benchmark's files there or drop --data-dir")
+        for i, row in enumerate(rows):
+            missing = [f for f in REQUIRED_FIELDS[benchmark] if f not in row]
+            if missing:
+                raise UsageError(
+                    f"{where} {split}): row {i} lacks {', '.join(missing)}; expected the hub schema "
+                    f"with {', '.join(REQUIRED_FIELDS[benchmark])}"
+                )
+
+
 @functools.cache
 def read(benchmark: str, folder: Path, subset: str | None = None) -> dict[str, list[Row]]:
     """Rows of one benchmark (and subset) from a folder; a one-line error names what is missing."""
     reader = READERS[benchmark]
     try:
-        return reader(folder, subset) if subset is not None else reader(folder)
+        splits = reader(folder, subset) if subset is not None else reader(folder)
     except FileNotFoundError as exc:
         raise UsageError(
             f"{folder} has no {benchmark} {exc.args[0] if exc.args else ''} data in the hub layout "
             "or the ../shared/benchdata layout"
         ) from None
+    except (ValueError, KeyError, TypeError) as exc:  # unparsable JSON, a conversion missing a field
+        raise UsageError(f"{folder}: cannot read {benchmark} data ({type(exc).__name__}: {exc})") from None
+    _check(benchmark, folder, subset, splits)
+    return splits
+
+
+def subsets(benchmark: str) -> tuple[str | None, ...]:
+    """The subsets a benchmark's reader is called with (None: the benchmark has one)."""
+    return {"arc": ("ARC-Easy", "ARC-Challenge"), "bbh": BBH_SUBSETS}.get(benchmark, (None,))

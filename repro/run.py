@@ -151,17 +151,17 @@ def train(req: Request, argv: list[str]) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     check_output(req)
-    try:
-        req.out.mkdir(parents=True, exist_ok=True)
-    except PermissionError:
-        raise UsageError(f"cannot write --out {req.out}: permission denied") from None
-    model = model_input(req)
+    model = model_input(req)  # inputs first: a missing parent must leave no output folder behind
     data_source, dataset = dataset_input(req)
     inputs = {"model": model, "dataset": data_source}
     if req.recipe.stage == "sft" and req.profile == "real":
         inputs["chat_template"] = resolve(
             str(req.recipe.inputs["chat_template"].value), lock=req.lock, allow_unlocked=req.allow_unlocked
         )
+    try:
+        req.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write --out {req.out}: {exc.strerror}") from None
     tokenizer = AutoTokenizer.from_pretrained(inputs.get("chat_template", model).path)
     dropped: dict[str, int] = {}
     if req.recipe.stage in ("dpo", "rm"):

@@ -113,6 +113,7 @@ def test_verify_passes_on_an_intact_snapshot(fake: SimpleNamespace) -> None:
     assert "ok" in result.stdout and "3 files match" in result.stdout
 
 
+@pytest.mark.faults
 def test_verify_catches_a_one_byte_tamper(fake: SimpleNamespace) -> None:
     weights = fake.snapshot / "model.safetensors"
     data = bytearray(weights.read_bytes())

@@ -80,6 +80,7 @@ def _losses(out: Path) -> list[float]:
     return json.loads((out / "manifest.json").read_text())["metrics"]["step_losses"]
 
 
+@pytest.mark.faults
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     assert _start(tmp_path, whole).wait(timeout=300) == 0
@@ -99,3 +100,15 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert not (killed / "final").exists()
     assert _start(tmp_path, killed, "--resume").wait(timeout=300) == 0
     assert _losses(killed)[-1] == pytest.approx(_losses(whole)[-1], abs=1e-6)
+    assert_same_weights(killed / "final", whole / "final")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Every tensor of two safetensors checkpoints is bit-identical (CPU, same seed)."""
+    import torch
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
