@@ -152,3 +152,16 @@ def test_data_dir_missing_a_benchmark_is_a_one_line_error(tiny_model_dir: Path, 
     )
     res.assert_usage_error("has no gsm8k/ folder")
     assert not (out / tiny_model_dir.name / "results.json").exists()
+
+
+def test_demo_items_load_in_the_hub_layout() -> None:
+    """The hand-written demo items (the demo's fallback without benchdata) pass the schema checks."""
+    from evalsuite import sources
+    from evalsuite.demo import DEMO_DATA
+
+    for name in sources.READERS:
+        for subset in sources.subsets(name):
+            splits = sources.read(name, DEMO_DATA / name, subset)
+            assert all(len(rows) >= 2 for rows in splits.values()), (name, subset)
+    assert len(sources.read("gsm8k", DEMO_DATA / "gsm8k")["train"]) >= 5  # the 5-shot pool
+    assert all(len(sources.read("bbh", DEMO_DATA / "bbh", s)["train"]) >= 4 for s in sources.BBH_SUBSETS)
