@@ -12,7 +12,7 @@ COMMON = (
     "optim", "max_grad_norm", "bf16", "seed",
 )  # fmt: skip
 STAGE_KEYS = {
-    "sft": ("max_length", "packing", "assistant_only_loss"),
+    "sft": ("max_length", "packing", "padding_free", "assistant_only_loss"),
     "dpo": ("max_length", "beta", "precompute_ref_log_probs"),
     "rm": ("max_length", "adam_epsilon"),
 }

@@ -37,6 +37,23 @@ def build(model_dir: Path, tokenizer: Any, dataset: Any, config: Any) -> Any:
     inference_template = tokenizer.chat_template
     tokenizer.chat_template = training_template()  # TRL masks with it; rendering is unchanged
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
+    # TRL refuses max_length beside padding_free (without packing) at construction, so build
+    # without it and truncate the prepared rows the way TRL's own preparation does.
+    max_length = config.max_length if config.padding_free and not config.packing else None
+    if max_length is not None:
+        config.max_length = None
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     tokenizer.chat_template = inference_template  # the saved tokenizer keeps the template users know
+    if max_length is not None:
+        config.max_length = max_length
+        trainer.train_dataset = truncate(trainer.train_dataset, max_length)
     return trainer
+
+
+def truncate(dataset: Any, max_length: int) -> Any:
+    """Keep the first max_length tokens of each row; drop rows left with no loss tokens."""
+
+    def cut(row: dict[str, Any]) -> dict[str, Any]:
+        return {"input_ids": row["input_ids"][:max_length], "labels": row["labels"][:max_length]}
+
+    return dataset.map(cut).filter(lambda row: any(label != -100 for label in row["labels"]))
