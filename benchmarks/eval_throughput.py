@@ -11,9 +11,9 @@ peak, decode at one read of the weights per step at the measured copy bandwidth,
 serving every sequence in flight (the batch size for HF, all of a chunk's requests for vLLM).
 The achieved fraction is roofline time / measured time.
 
-On CPU the default model is the embedded "small" one (vLLM needs the `vllm` tox env:
-`tox -e vllm --notest && .tox/vllm/bin/python -m benchmarks.eval_throughput`); on a GPU,
-`--model-size 1.7b` builds a random model with SmolLM2-1.7B's exact configuration.
+On CPU the default model is the embedded "small" one; vLLM needs the `vllm` tox env:
+  tox -e vllm --notest && VLLM_TARGET_DEVICE=cpu .tox/vllm/bin/python -m benchmarks.eval_throughput
+On a GPU, `--model-size 1.7b` builds a random model with SmolLM2-1.7B's exact configuration.
 """
 
 from __future__ import annotations
@@ -157,9 +157,18 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.eval_throughput", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.eval_throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, help="a model folder (default: build --model-size)")
-    parser.add_argument("--model-size", default=None, help="small (CPU default) or 1.7b (GPU default)")
+    parser.add_argument(
+        "--model-size",
+        choices=("tiny", "small", "1.7b"),
+        default=None,
+        help="random model to time: small (CPU default), 1.7b (GPU default; SmolLM2-1.7B's config), tiny",
+    )
     parser.add_argument("--benchmarks", default=",".join(ALL))
     parser.add_argument("--backends", default=None, help="hf,vllm (default: those installed)")
     parser.add_argument("--limit", type=int, default=4, help="items per (sub)task (default: 4)")
@@ -167,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="benchmark files (default: benchdata, else demo items)")
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/…)")
     args = parser.parse_args(argv)
+    if args.model is not None and not (args.model / "config.json").is_file():
+        parser.error(f"--model {args.model}: no model there (no config.json)")
 
     from evalsuite.demo import DEMO_DATA, find_benchdata
 

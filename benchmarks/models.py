@@ -29,7 +29,7 @@ def build_model(out: Path, size: str) -> Path:
     if size in tiny.SIZES:
         return tiny.build_tiny_model(out, size=size)
     if size != "1.7b":
-        raise SystemExit(f"error: unknown --model-size {size!r}; choose tiny, small or 1.7b")
+        raise ValueError(f"unknown model size {size!r}; choose tiny, small or 1.7b")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -134,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-size", default=None, help="small (CPU default) or 1.7b (GPU default)")
+    parser.add_argument(
+        "--model-size",
+        choices=("tiny", "small", "1.7b"),
+        default=None,
+        help="random model to time: small (CPU default), 1.7b (GPU default; SmolLM2-1.7B's config), tiny",
+    )
     parser.add_argument("--sft-conversations", type=int, default=48, help="SFT rows per epoch (default: 48)")
     parser.add_argument("--pairs", type=int, default=32, help="DPO/RM pairs per epoch (default: 32)")
     parser.add_argument("--batch-size", type=int, default=8, help="per-device sequences a step (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="for the drawn lengths and texts")
-    parser.add_argument("--stages", default="sft,dpo,rm")
+    parser.add_argument("--stages", default="sft,dpo,rm", help="comma-separated subset of sft,dpo,rm")
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/…)")
     args = parser.parse_args(argv)
 
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     dist = lengths.distribution()
     todo = [s.strip() for s in args.stages.split(",") if s.strip()]
+    if not todo or set(todo) - {"sft", "dpo", "rm"}:
+        parser.error(f"--stages {args.stages!r}: choose from sft, dpo, rm")
     results: dict[str, Any] = {}
 
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
