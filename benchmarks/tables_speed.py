@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "tables_speed.json"
+from benchmarks import common
+
+ROOT = common.ROOT
+RESULTS = common.RESULTS / "tables_speed.json"
 BUDGET_S = 5.0
 
 
@@ -51,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # imported up front: the in-process time excludes imports (the CLI time includes them)
     import matplotlib.backends.backend_agg
-    import matplotlib.figure
+    import matplotlib.figure  # noqa: F401
 
     from evalsuite import analysis, forest, tablegen, tables_cmd  # noqa: F401
-    from repro.atomic import write_text
 
     with tempfile.TemporaryDirectory(prefix="tables-speed-") as tmp:
         tmp_path = Path(tmp)
@@ -100,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cli.stderr, file=sys.stderr)
             return 1
 
-    import numpy
-    import scipy
-
     record = {
-        "benchmark": "tables_speed",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": {
             "workers": args.workers,
             "models": labels,
@@ -130,26 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         # other work on the machine inflates the times: the 1-minute load average before the run
         "load_average_1m_before": round(load_before, 2),
-        "hardware": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "system": platform.platform(),
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": numpy.__version__,
-            "scipy": scipy.__version__,
-            "matplotlib": matplotlib.__version__,
-        },
     }
-    write_text(args.out, json.dumps(record, indent=2) + "\n")
+    common.write("tables_speed", record, args.out)
     print(
         f"{len(labels)} models x 7 benchmarks, {items} items, {args.resamples} resamples: "
         f"tables + statistics in {in_process_s:.2f} s in-process (budget {BUDGET_S:.0f} s), "
         f"{cli_s:.2f} s as a fresh CLI process (imports included)"
     )
-    print(f"wrote {args.out}")
     return 0 if in_process_s < BUDGET_S else 1
 
 
