@@ -45,7 +45,7 @@ class Counts:
 @dataclass
 class Counter:
     tokenizer: Any
-    concurrency: int
+    concurrency: int | None  # sequences one decode step serves; None: the ResumableLM chunk
     counts: Counts = field(default_factory=Counts)
 
     def n(self, text: str) -> int:
@@ -70,6 +70,8 @@ def _counting_lm(counter: Counter):
 
     class CountingLM(ResumableLM):
         def _run(self, kind, requests, call):  # type: ignore[override]
+            counter.concurrency = counter.concurrency or self.chunk_size  # vLLM takes a chunk at once
+
             def counted(batch: list[Any]) -> list[Any]:
                 answers = call(batch)
                 counter.record(kind, batch, list(answers))
@@ -87,7 +89,7 @@ def run_one(model: Path, backend: str, bench: str, args: argparse.Namespace, out
     from evalsuite import results as results_io
     from evalsuite.run_cmd import evaluate
 
-    concurrency = args.hf_batch_size if backend == "hf" else 256  # vLLM: the suite's chunk of requests
+    concurrency = args.hf_batch_size if backend == "hf" else None
     counter = Counter(AutoTokenizer.from_pretrained(model), concurrency)
     original = resumable.ResumableLM
     resumable.ResumableLM = _counting_lm(counter)  # evaluate() imports it at call time

@@ -42,12 +42,18 @@ def rendered_length(tokenizer: Any, messages: Messages) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def conversation(tokenizer: Any, length: int, prompt_fraction: float, rng: random.Random) -> Messages:
+def turn_lengths(tokenizer: Any, length: int, prompt_fraction: float) -> tuple[int, int]:
+    """User and assistant tokens of a one-turn conversation of `length` tokens, template included."""
     body = max(2, length - _overhead(tokenizer))
-    prompt = max(1, round(body * prompt_fraction))  # the chosen length less the template's tokens
+    prompt = max(1, round(body * prompt_fraction))
+    return prompt, body - prompt
+
+
+def conversation(tokenizer: Any, length: int, prompt_fraction: float, rng: random.Random) -> Messages:
+    prompt, response = turn_lengths(tokenizer, length, prompt_fraction)
     return [
         {"role": "user", "content": text_of(tokenizer, prompt, rng)},
-        {"role": "assistant", "content": text_of(tokenizer, body - prompt, rng)},
+        {"role": "assistant", "content": text_of(tokenizer, response, rng)},
     ]
 
 
@@ -63,9 +69,7 @@ def preference_rows(
     rng = random.Random(seed)
     rows = []
     for n in lengths:
-        body = max(2, n - _overhead(tokenizer))
-        prompt = max(1, round(body * prompt_fraction))
-        chosen = body - prompt
+        prompt, chosen = turn_lengths(tokenizer, n, prompt_fraction)
         rows.append(
             {
                 "prompt": [{"role": "user", "content": text_of(tokenizer, prompt, rng)}],

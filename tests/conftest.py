@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,27 @@ def run_module(
         timeout=600,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def kill_after_first_checkpoint(
+    start: Callable[[int], tuple[subprocess.Popen, Path]], attempts: int = 3
+) -> Path:
+    """SIGKILL a training run right after its first checkpoint lands; retry if the run outran us.
+
+    `start(attempt)` launches a run and returns its process and run folder; returns the folder
+    of the run that was killed unfinished.
+    """
+    for attempt in range(attempts):
+        proc, run = start(attempt)
+        deadline = time.time() + 300
+        while not (run / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
+            assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not (run / "manifest.json").exists():
+            return run
+    pytest.fail("could not interrupt a smoke run before it finished")
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, CliResult, run_module
+from conftest import ROOT, CliResult, kill_after_first_checkpoint, run_module
 
 from evalsuite import results as results_io
 from repro import ablation, figure1, recipe, trl_args
@@ -349,22 +347,16 @@ def test_killed_point_resumes_to_the_uninterrupted_result(
     root, _ = smoke_grid
     point = root / "lr1e-05_bs4"
     args = ["ablation-135m", "--profile", "smoke", "--grid", "lr=1e-5;bs=4", "--skip-eval"]
-    for attempt in range(3):  # kill right after the first checkpoint lands; retry if the run outran us
+
+    def start(attempt: int) -> tuple[subprocess.Popen, Path]:
         outputs = tmp_path / f"attempt-{attempt}"
-        killed = outputs / "smoke" / "ablation-135m" / "lr1e-05_bs4"
         env = {**os.environ, **ENV, "SMOLTULU_OUTPUTS": str(outputs)}
         proc = subprocess.Popen([sys.executable, "-m", "repro", *args], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.time() + 300
-        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
-            assert proc.poll() is None and time.time() < deadline, "point ended before its first checkpoint"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if not (killed / "manifest.json").exists():
-            break
-    else:
-        pytest.fail("could not interrupt a smoke point before it finished")
+        return proc, outputs / "smoke" / "ablation-135m" / "lr1e-05_bs4"
+
+    killed = kill_after_first_checkpoint(start)
+    outputs = killed.parents[2]  # attempt-N/smoke/ablation-135m/<point>
     cli(outputs, *args[1:]).assert_usage_error("--resume")
     resumed = _cli(outputs, *args[1:], "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_module
+from conftest import ROOT, kill_after_first_checkpoint, run_module
 
 from repro import recipe
 
@@ -84,19 +82,9 @@ def _losses(out: Path) -> list[float]:
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     assert _start(tmp_path, whole).wait(timeout=300) == 0
-    for attempt in range(3):  # kill right after the first checkpoint lands; retry if the run outran us
-        killed = tmp_path / f"killed-{attempt}"
-        proc = _start(tmp_path, killed)
-        deadline = time.time() + 300
-        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
-            assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if not (killed / "manifest.json").exists():
-            break
-    else:
-        pytest.fail("could not interrupt a smoke run before it finished")
+    killed = kill_after_first_checkpoint(
+        lambda attempt: (_start(tmp_path, tmp_path / f"killed-{attempt}"), tmp_path / f"killed-{attempt}")
+    )
     assert not (killed / "final").exists()
     assert _start(tmp_path, killed, "--resume").wait(timeout=300) == 0
     assert _losses(killed)[-1] == pytest.approx(_losses(whole)[-1], abs=1e-6)
