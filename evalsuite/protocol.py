@@ -25,7 +25,18 @@ from evalsuite import sources
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
 
+
+class _DropNotice(logging.Filter):
+    """lm-eval logs this advice once per task that has a custom loader (27 times for BBH)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_DropNotice())
+
 CONTEXT_LIMIT = 2048  # tokens, prompt + generation (spec: "Context limit 2048 tokens")
+ROW = "_row"  # the field holding a doc's index in its split
 
 
 # --- data: lm-eval calls these with the TaskManager metadata the runner passes -----------------
@@ -43,7 +54,11 @@ def _dataset(
 
     folder = sources.benchmark_folder(benchmark, data_dir, lock_path=lock, allow_unlocked=allow_unlocked)
     splits = sources.read(benchmark, folder, subset)
-    return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+    # Each row keeps its position in its split (lighteval's `__index`): GSM8K's shots are a
+    # function of the item's place in the whole test split, whatever --limit evaluates.
+    return datasets.DatasetDict(
+        {k: datasets.Dataset.from_list([{**r, ROW: i} for i, r in enumerate(v)]) for k, v in splits.items()}
+    )
 
 
 def load_arc_easy(**kw: Any):
@@ -187,9 +202,13 @@ def acc_norm_nospace(lls: Sequence[float], choices: Sequence[str], gold: int) ->
     """1 if the gold choice wins on log-likelihood per character, its leading space not counted.
 
     lm-eval's acc_norm divides by len(choice) including the space; lighteval's
-    acc_norm_nospace does not, which changes the winner on short choices.
+    acc_norm_nospace (LogProbCharNorm(ignore_first_space=True)) discounts exactly one leading
+    space: `len(choice) - 1 if choice[0] == " " else len(choice)`. An empty divisor (a choice
+    that is one space) would raise there; here it counts as 1.
     """
-    normed = [ll / max(len(c.lstrip(" ")), 1) for ll, c in zip(lls, choices, strict=True)]
+    normed = [
+        ll / max(len(c) - 1 if c.startswith(" ") else len(c), 1) for ll, c in zip(lls, choices, strict=True)
+    ]
     return int(argmax_first(normed) == gold)
 
 
@@ -288,22 +307,45 @@ class BalancedShots(ContextSampler):
         return [d for d in self._choose(n) if d != eval_doc][:n]
 
 
-class FreshRandomShots(ContextSampler):
-    """GSM8K shots: a different random n from the train pool for every item.
+class LightevalTrainShots(ContextSampler):
+    """GSM8K shots: lighteval's `random_sampling_from_train`, in lighteval's order.
 
-    lighteval's random_sampling_from_train draws `Random(42).sample(pool, n)` per item from
-    one generator, items in dataset order. lm-eval's default sampler reseeds from the task's
-    fewshot seed (1234), so its draws differ.
+    lighteval (create_requests_from_tasks, ea46419a) makes one `random.Random(42)`, shuffles the
+    whole evaluation split with it, then walks the shuffled items and draws each one's shots
+    with `rnd.sample(train_pool, n)` from the same generator. An item's shots therefore depend
+    on its index in the full test split, not on the items a run evaluates; both random calls
+    depend only on the lengths, so indices stand in for the docs. `bind` gives the split size.
     """
 
     SEED = 42
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._draws = random.Random(self.SEED)
+        self.eval_size: int | None = None
+        self._plan: dict[int, dict[int, list[int]]] = {}
+
+    def bind(self, eval_size: int) -> None:
+        self.eval_size = eval_size
+
+    def plan(self, n: int) -> dict[int, list[int]]:
+        """Row index of every evaluation item -> the pool indices of its n shots, in order."""
+        if self.eval_size is None:
+            raise RuntimeError("LightevalTrainShots needs bind(len(test split)) before sampling")
+        if n not in self._plan:
+            rnd = random.Random(self.SEED)
+            order = list(range(self.eval_size))
+            rnd.shuffle(order)
+            pool_size = len(self.fewshot_docs())
+            self._plan[n] = {row: rnd.sample(range(pool_size), n) for row in order}
+        return self._plan[n]
 
     def sample(self, n: int, eval_doc: Doc | None = None, df: Any = None, **kwargs: Any) -> list[Doc]:
-        return self._draws.sample(self.fewshot_docs(), n) if n else []
+        if n == 0:
+            return []
+        if eval_doc is None or ROW not in eval_doc:
+            raise RuntimeError("LightevalTrainShots needs the evaluated doc and its row index")
+        pool = self.fewshot_docs()
+        return [pool[i] for i in self.plan(n)[int(eval_doc[ROW])]]
 
 
 class _Fixed(ContextSampler):
@@ -326,47 +368,69 @@ def _tokenizer(path: str):
 
 
 class SmolLM2Task(ConfigurableTask):
-    """ConfigurableTask with lighteval's few-shot truncation.
+    """ConfigurableTask with lighteval's few-shot truncation and generation budget.
 
-    lighteval drops few-shot examples, last first, while the tokens of the messages plus the
-    task's generation size exceed the context limit; lm-eval instead cuts the prompt from the
-    left. The tokenizer comes from the TaskManager metadata (`tokenizer`), set by the runner.
+    Truncation (lighteval prompt_manager._single_turn_context): while the tokens of the whole
+    rendered prompt (chat template included) plus the task's generation size exceed the
+    context limit, the last shot is dropped; lm-eval instead cuts the prompt's left end. The
+    generation size counted is metadata `truncation_gen_size` (lighteval's `generation_size`,
+    0 when unset). A task whose lighteval generation size is unset (BBH) generates until the
+    context is full: metadata `fill_context: true` gives each request `max_gen_toks` = limit -
+    prompt tokens, so neither backend cuts the prompt. The tokenizer and the limit come from
+    the TaskManager metadata (`tokenizer`, `max_length`), set by the runner.
     """
 
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         config = dict(config or {})
         config.pop("class", None)
         super().__init__(config=config, **kwargs)
+        if isinstance(getattr(self, "sampler", None), LightevalTrainShots):
+            self.sampler.bind(len(self.test_docs()))
 
-    def _truncation_budget(self) -> tuple[Any, int, int] | None:
-        meta = self.config.metadata or {}
+    def _meta(self) -> dict[str, Any]:
+        return self.config.metadata or {}
+
+    def _budget(self) -> tuple[Any, int] | None:
+        meta = self._meta()
         if not meta.get("tokenizer"):
             return None
-        limit = int(meta.get("max_length", CONTEXT_LIMIT))
-        return _tokenizer(str(meta["tokenizer"])), limit, int(meta.get("truncation_gen_size", 0))
+        return _tokenizer(str(meta["tokenizer"])), int(meta.get("max_length", CONTEXT_LIMIT))
+
+    @staticmethod
+    def _count(tok: Any, prompt: str) -> int:
+        # lighteval counts `tokenizer(prompt)["input_ids"]`: special tokens as the tokenizer adds them.
+        return len(tok(prompt)["input_ids"])
 
     def fewshot_context(self, doc: Doc, num_fewshot: int, *args: Any, **kwargs: Any):
-        budget = self._truncation_budget() if num_fewshot else None
-        if budget is None:
+        if not num_fewshot:
             return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
-        tok, limit, gen_size = budget
-        same_split = self.fewshot_cfg.split == self.config.test_split
-        shots = list(self.sampler.sample(n=num_fewshot, eval_doc=doc if same_split else None))
-        query_tokens = len(tok.encode(self.doc_to_text(doc), add_special_tokens=False))
-        shot_tokens = [
-            len(tok.encode(self.doc_to_text(s), add_special_tokens=False))
-            + len(tok.encode(self.doc_to_target(s), add_special_tokens=False))
-            for s in shots
-        ]
-        keep = len(shots)
-        while keep > 0 and query_tokens + sum(shot_tokens[:keep]) + gen_size > limit:
-            keep -= 1
+        # lighteval hands every sampler the evaluated doc (and drops it from the shots).
+        shots = list(self.sampler.sample(n=num_fewshot, eval_doc=doc))
+        budget = self._budget()
+        gen_size = int(self._meta().get("truncation_gen_size", 0))
         original = self.sampler
-        self.sampler = _Fixed(shots[:keep])
         try:
-            return super().fewshot_context(doc, keep, *args, **kwargs)
+            keep = len(shots)
+            while True:
+                self.sampler = _Fixed(shots[:keep])
+                prompt = super().fewshot_context(doc, keep, *args, **kwargs)
+                if budget is None or keep == 0 or self._count(budget[0], prompt) + gen_size <= budget[1]:
+                    return prompt
+                keep -= 1
         finally:
             self.sampler = original
+
+    def construct_requests(self, doc: Doc, ctx: Any, **kwargs: Any):
+        requests = super().construct_requests(doc, ctx, **kwargs)
+        budget = self._budget()
+        if self.OUTPUT_TYPE != "generate_until" or not self._meta().get("fill_context") or budget is None:
+            return requests
+        tok, limit = budget
+        for req in requests if isinstance(requests, list) else [requests]:
+            context, gen_kwargs = req.arguments
+            # vLLM with max_tokens=None stops at max_model_len: the room the prompt leaves.
+            gen_kwargs["max_gen_toks"] = max(limit - self._count(tok, context), 1)
+        return requests
 
 
 def task_class_path() -> Path:

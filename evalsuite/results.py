@@ -27,7 +27,10 @@ from repro.errors import UsageError
 FORMAT = "smoltulu-eval/1"
 # Bump when a prompt, shot-selection, metric or aggregation rule changes: results of another
 # protocol version are refused by the statistics instead of being compared silently.
-PROTOCOL = "smollm2-lighteval/1"
+# /2: GSM8K/BBH stop strings, GSM8K shots in lighteval's shuffled order, few-shot budget on the
+#     whole chat-templated prompt, one leading space in acc_norm_nospace, BBH fills the context,
+#     the model's EOS ids as stops on both backends.
+PROTOCOL = "smollm2-lighteval/2"
 RESULTS_FILE = "results.json"
 ITEMS_DIR = "items"
 

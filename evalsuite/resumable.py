@@ -9,6 +9,7 @@ uninterrupted run would and produces identical answers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,9 +28,19 @@ def request_key(kind: str, args: tuple[Any, ...]) -> str:
 
 class ResumableLM(LM):
     def __init__(
-        self, inner: LM, cache_file: Path, *, fingerprint: str, chunk_size: int = 32, progress: bool = True
+        self,
+        inner: LM,
+        cache_file: Path,
+        *,
+        fingerprint: str,
+        chunk_size: int = 32,
+        progress: bool = True,
+        gen_extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # Backend-specific generation kwargs (vLLM's stop_token_ids) added to every generation
+        # request as it goes to the engine; not part of the cache key (the fingerprint covers the model).
+        self.gen_extra = dict(gen_extra or {})
         self.inner = inner
         self.cache_file = Path(cache_file)
         self.fingerprint = fingerprint
@@ -128,7 +139,18 @@ class ResumableLM(LM):
             lambda b: self.inner.loglikelihood_rolling(b, disable_tqdm=True),
         )
 
+    def _with_extra(self, batch: list[Any]) -> list[Any]:
+        if not self.gen_extra:
+            return batch
+        out = []
+        for req in batch:
+            context, kwargs = req.arguments
+            out.append(dataclasses.replace(req, arguments=(context, {**kwargs, **self.gen_extra})))
+        return out
+
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         return self._run(
-            "generate_until", requests, lambda b: self.inner.generate_until(b, disable_tqdm=True)
+            "generate_until",
+            requests,
+            lambda b: self.inner.generate_until(self._with_extra(b), disable_tqdm=True),
         )

@@ -129,6 +129,34 @@ def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, st
     ), dtype
 
 
+def stop_token_ids(path: Path) -> list[int]:
+    """The token ids generation stops at, as the reference stops for this model.
+
+    lighteval's vLLM model stops at the tokenizer's EOS (its string is added to the stop
+    sequences) and vLLM adds generation_config.json's eos ids (SmolTulu-1.7b-Instruct declares
+    id 0, `<|endoftext|>`, while its chat turns may end in another token). Both backends get
+    the union explicitly: HF through the model's generation config, vLLM through SamplingParams.
+    """
+    from transformers import AutoTokenizer, GenerationConfig
+
+    ids: set[int] = set()
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tok.eos_token_id is not None:
+        ids.add(int(tok.eos_token_id))
+    if (path / "generation_config.json").is_file():
+        eos = GenerationConfig.from_pretrained(path).eos_token_id
+        ids.update(int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None)
+    return sorted(ids)
+
+
+def apply_stop_ids(lm: Any, backend: str, ids: list[int]) -> dict[str, Any]:
+    """Make `lm` stop at `ids`; returns generation kwargs the requests must carry (vLLM)."""
+    if backend == "vllm":
+        return {"stop_token_ids": ids}
+    lm.model.generation_config.eos_token_id = ids
+    return {}
+
+
 def _item_id(doc: dict[str, Any], doc_id: int, subtask: str) -> str:
     for field in ID_FIELDS:
         if field in doc and doc[field] not in (None, ""):
@@ -314,12 +342,14 @@ def evaluate(
         chosen_backend = pick_backend(backend)
         logging.getLogger("lm_eval").setLevel(logging.WARNING)
         inner, dtype = _build_lm(res.path, chosen_backend, batch_size)
+        stops = stop_token_ids(res.path)
         lm = ResumableLM(
             inner,
             folder / "cache" / "requests.jsonl",
             fingerprint=_fingerprint(res, chosen_backend, dtype),
             chunk_size=256 if chosen_backend == "vllm" else 32,
             progress=progress,
+            gen_extra=apply_stop_ids(inner, chosen_backend, stops),
         )
         chat = bool(getattr(inner.tokenizer, "chat_template", None))
         bench_results = _run_lm_benchmarks(
@@ -337,6 +367,7 @@ def evaluate(
             {
                 "dtype": dtype,
                 "chat_template": chat,
+                "stop_token_ids": stops,
                 "reused_requests": lm.reused,
                 "computed_requests": lm.computed,
             }

@@ -7,7 +7,6 @@ Expected prompts are written out by hand from the raw data files and the spec
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -96,22 +95,89 @@ def test_mmlu_pro_first_item(render, benchdata: Path) -> None:
     assert [r.args for r in reqs] == [(SYSTEM + user(body) + GEN, letter) for letter in "ABCDEFGHI"]
 
 
-def test_gsm8k_items_get_fresh_random42_shots(render, benchdata: Path) -> None:
+# lighteval ea46419a's shots for GSM8K test items, as indices into train.jsonl. Derived once, not
+# by the code under test, with a literal transcription of lighteval's code on the real files:
+#   docs = list(test); rnd = random.Random(); rnd.seed(42); rnd.shuffle(docs)
+#   for d in docs: shots[test.index(d)] = [train.index(x) for x in rnd.sample(train, 5)]
+# (create_requests_from_tasks shuffles the eval docs, then FewShotSampler's
+# random_sampling_from_train calls sampler.sample(pool, 5) with that same rnd, item by item.)
+LIGHTEVAL_GSM8K_SHOTS = {
+    0: [1946, 403, 6109, 3892, 2200],
+    1: [6851, 5067, 2916, 1277, 6381],
+    2: [4624, 5267, 5204, 5116, 2647],
+    1318: [5970, 3414, 4955, 5288, 731],
+}
+
+
+def _gsm8k_turns(shots: list[dict]) -> str:
+    return "".join(user(f"Question: {s['question']}\nAnswer:") + assistant(f" {s['answer']}") for s in shots)
+
+
+def test_gsm8k_items_get_lightevals_shots_in_lightevals_order(render, benchdata: Path) -> None:
     train = _jsonl(benchdata / "gsm8k" / "train.jsonl")
     test = _jsonl(benchdata / "gsm8k" / "test.jsonl")
     reqs = render("smoltulu_gsm8k", limit=3)
-    rng = random.Random(42)  # one generator, one draw of 5 per item in dataset order
     kept = []
-    for item, req in zip(test, reqs, strict=False):
-        shots = rng.sample(train, 5)
+    for i, (item, req) in enumerate(zip(test, reqs, strict=False)):
+        shots = [train[j] for j in LIGHTEVAL_GSM8K_SHOTS[i]]
         k = req.args[0].count(GEN) - 1  # the tiny tokenizer is verbose: late shots may not fit 2048
-        turns = "".join(
-            user(f"Question: {s['question']}\nAnswer:") + assistant(f" {s['answer']}") for s in shots[:k]
-        )
-        assert req.args[0] == SYSTEM + turns + user(f"Question: {item['question']}\nAnswer:") + GEN
+        question = user(f"Question: {item['question']}\nAnswer:")
+        assert req.args[0] == SYSTEM + _gsm8k_turns(shots[:k]) + question + GEN
         kept.append(k)
-    assert kept[0] == 5 and all(k >= 1 for k in kept)
-    assert reqs[0].args[1]["until"] == [] and reqs[0].args[1]["max_gen_toks"] == 256
+    assert kept[0] >= 3 and all(k >= 1 for k in kept)
+    # lighteval's stop sequences and generation size for GSM8K (smollm tasks.py).
+    assert reqs[0].args[1]["until"] == ["Question:", "Question"] and reqs[0].args[1]["max_gen_toks"] == 256
+
+
+def test_gsm8k_last_item_shots_do_not_depend_on_the_items_evaluated(
+    benchdata: Path, tiny_model_dir: Path
+) -> None:
+    from evalsuite.prompts import load_task
+
+    task = load_task("smoltulu_gsm8k", data_dir=benchdata, tokenizer_dir=tiny_model_dir)
+    docs = list(task.test_docs())
+    train = list(task.fewshot_docs())
+    for row, expected in LIGHTEVAL_GSM8K_SHOTS.items():
+        got = task.sampler.sample(5, eval_doc=docs[row])
+        assert [train.index(d) for d in got] == expected
+
+
+def test_fewshot_budget_counts_the_chat_templated_prompt_and_generation_size(
+    benchdata: Path, tiny_model_dir: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from evalsuite import prompts
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    train = _jsonl(benchdata / "gsm8k" / "train.jsonl")
+    item = _jsonl(benchdata / "gsm8k" / "test.jsonl")[0]
+    shots = [train[j] for j in LIGHTEVAL_GSM8K_SHOTS[0]]
+    question = user(f"Question: {item['question']}\nAnswer:")
+    rendered = [SYSTEM + _gsm8k_turns(shots[:k]) + question + GEN for k in range(6)]
+    tokens = [len(tok(r)["input_ids"]) for r in rendered]
+
+    def bare(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False))
+
+    # Counting only the questions and answers (no chat template), four shots would fit this
+    # limit; counting the whole rendered prompt, as lighteval does, only three do.
+    untemplated_4 = bare(f"Question: {item['question']}\nAnswer:") + sum(
+        bare(f"Question: {s['question']}\nAnswer:") + bare(f" {s['answer']}") for s in shots[:4]
+    )
+    limit = untemplated_4 + 256
+    assert tokens[4] + 256 > limit >= tokens[3] + 256
+    prompts.task_manager.cache_clear()
+    from evalsuite import run_cmd
+
+    old = run_cmd.MAX_LENGTH
+    run_cmd.MAX_LENGTH = limit
+    try:
+        (req,) = prompts.requests("smoltulu_gsm8k", tokenizer_dir=tiny_model_dir, data_dir=benchdata, limit=1)
+    finally:
+        run_cmd.MAX_LENGTH = old
+        prompts.task_manager.cache_clear()
+    assert req.args[0] == rendered[3]
 
 
 def test_bbh_shots_are_label_balanced_and_fixed_per_subset(render, benchdata: Path) -> None:
@@ -125,7 +191,7 @@ def test_bbh_shots_are_label_balanced_and_fixed_per_subset(render, benchdata: Pa
         )
         answers = [part.split("<|im_end|>")[0] for part in context.split(GEN)[1:-1]]
         assert answers == ["No", "Yes", "No"]
-        assert req.args[1]["until"] == []
+        assert req.args[1]["until"] == ["Question:", "Question"]
     # The same shots for every item (chosen once per subset), not a fresh draw per item.
     assert len({r.args[0][: r.args[0].rindex("<|im_start|>user\n")] for r in reqs}) == 1
 
@@ -144,7 +210,17 @@ def test_ifeval_first_item_is_the_raw_prompt(render, benchdata: Path) -> None:
     raw = _jsonl(benchdata / "ifeval" / "input_data.jsonl")[0]
     (req,) = render("smoltulu_ifeval")
     assert req.args[0] == SYSTEM + user(raw["prompt"]) + GEN
+    # lighteval's ifeval has no stop sequence: EOS (added by the runner) or 1280 tokens.
     assert req.args[1]["max_gen_toks"] == 1280 and req.args[1]["until"] == []
+
+
+def test_bbh_generates_until_the_context_is_full(render, tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for req in render("smoltulu_bbh_word_sorting", limit=3):
+        # lighteval leaves BBH's generation_size unset: vLLM generates up to max_model_len 2048.
+        assert req.args[1]["max_gen_toks"] == 2048 - len(tok(req.args[0])["input_ids"])
 
 
 def test_shots_are_dropped_last_first_when_the_context_is_full(benchdata: Path, tiny_model_dir: Path) -> None:
@@ -153,9 +229,7 @@ def test_shots_are_dropped_last_first_when_the_context_is_full(benchdata: Path, 
     task = load_task("smoltulu_gsm8k", data_dir=benchdata, tokenizer_dir=tiny_model_dir)
     doc = task.test_docs()[0]
     task.config.metadata = {**task.config.metadata, "max_length": 2048}
-    task.sampler = protocol.FreshRandomShots(list(task.fewshot_docs()))
     full = task.fewshot_context(doc, 5)
-    task.sampler = protocol.FreshRandomShots(list(task.fewshot_docs()))
     task.config.metadata = {**task.config.metadata, "max_length": 256 + 900}
     short = task.fewshot_context(doc, 5)
     # Plain-text layout (no chat template passed): shots are question + gold joined by blank lines.
@@ -212,6 +286,10 @@ def test_acc_norm_nospace_ignores_the_leading_space_and_ties_go_first() -> None:
     assert protocol.acc_norm_nospace(lls, choices, gold=1) == 1
     assert protocol.acc_norm_nospace(lls, choices, gold=0) == 0
     assert protocol.acc_norm_nospace([-2.0, -2.0], [" x", " y"], gold=0) == 1
+    # Exactly one leading space is discounted (lighteval: len - 1 if choice[0] == " "):
+    # "  abc" counts 4 characters (-1.0 each), not 3 (-1.33), so it beats " abcd" (-1.1).
+    assert protocol.acc_norm_nospace([-4.0, -4.4], ["  abc", " abcd"], gold=0) == 1
+    assert protocol.acc_norm_nospace([-4.0, -4.4], ["  abc", " abcd"], gold=1) == 0
 
 
 def test_benchmark_headlines_follow_the_spec() -> None:
@@ -280,3 +358,65 @@ def test_generated_bbh_task_files_are_in_sync() -> None:
 
     files = {p.name: p.read_text() for p in TASKS.glob("smoltulu_bbh_*.yaml")}
     assert files == {f"smoltulu_bbh_{s}.yaml": render(s) for s in sources.BBH_SUBSETS}
+
+
+# --- what generation stops at ----------------------------------------------------------------------
+
+
+def test_stop_ids_are_the_tokenizer_eos_and_the_generation_config_eos(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from evalsuite import run_cmd
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    eos = AutoTokenizer.from_pretrained(model).eos_token_id
+    (model / "generation_config.json").unlink(missing_ok=True)
+    assert run_cmd.stop_token_ids(model) == [eos]
+    # SmolTulu-1.7b-Instruct's generation_config declares eos id 0 (<|endoftext|>).
+    GenerationConfig(eos_token_id=0).save_pretrained(model)
+    assert run_cmd.stop_token_ids(model) == sorted({0, eos})
+    GenerationConfig(eos_token_id=[0, 7]).save_pretrained(model)
+    assert run_cmd.stop_token_ids(model) == sorted({0, 7, eos})
+
+
+def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lm_eval.api.instance import Instance
+
+    from evalsuite import run_cmd
+    from evalsuite.resumable import ResumableLM
+
+    hf = SimpleNamespace(model=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)))
+    assert run_cmd.apply_stop_ids(hf, "hf", [0, 2]) == {}
+    assert hf.model.generation_config.eos_token_id == [0, 2]  # HF generate stops at any of them
+
+    seen: list = []
+
+    class Inner:
+        def generate_until(self, requests, disable_tqdm=False):
+            seen.extend(r.args for r in requests)
+            return ["x"] * len(requests)
+
+    extra = run_cmd.apply_stop_ids(Inner(), "vllm", [0, 2])
+    lm = ResumableLM(Inner(), tmp_path / "cache.jsonl", fingerprint="f", gen_extra=extra, progress=False)
+    req = Instance("generate_until", {}, ("ctx", {"until": ["Question:"]}), 0)
+    assert lm.generate_until([req]) == ["x"]
+    # vLLM's SamplingParams gets stop_token_ids; the cached request keeps its task arguments.
+    assert seen == [("ctx", {"until": ["Question:"], "stop_token_ids": [0, 2]})]
+    assert req.args == ("ctx", {"until": ["Question:"]})
+
+
+def test_protocol_version_is_part_of_the_cache_fingerprint(monkeypatch, tiny_model_dir: Path) -> None:
+    from evalsuite import results, run_cmd
+    from repro.resolve import Resolved
+
+    res = Resolved(path=tiny_model_dir, source="local", name=None, repo_id=None, revision=None)
+    now = run_cmd._fingerprint(res, "hf", "float32")
+    monkeypatch.setattr(results, "PROTOCOL", "smollm2-lighteval/1")
+    assert run_cmd._fingerprint(res, "hf", "float32") != now
