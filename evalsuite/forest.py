@@ -44,8 +44,11 @@ def forest_png(report: Report) -> bytes:
                 capsize=2,
                 markersize=4,
             )
+        # a value from a model card (the Reinforced card, a protocol check's card) is marked as such
         labels = [
-            f"{s.model}{' (sim.)' if s.model in simulated else ''} · {s.metric}" for s in reversed(rows)
+            f"{s.model}{' (sim.)' if s.model in simulated else ''} · {s.metric}"
+            f"{'' if s.reported['source'].startswith('paper') else ' (card)'}"
+            for s in reversed(rows)
         ]
         ax.set_yticks(range(len(rows)), labels, fontsize=7)
         ax.set_ylim(-0.7, len(rows) - 0.3)

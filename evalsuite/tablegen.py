@@ -2,6 +2,9 @@
 
 A cell shows the reproduced score when results exist, else the reported value marked with a
 dagger; the best value of each row is bold. Tables 2, 5 and 7 come from repro.hparam_tables.
+A protocol-check file (a real model's card, evalsuite.reported) gets one "protocol check"
+table instead: per results folder of that model, card value against reproduced value with
+the same statistics and verdict as the paper's tables.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from tabulate import tabulate
 
+from evalsuite import benchmarks as registry
+from evalsuite import results as results_fmt
 from evalsuite.analysis import Report, ScoreStat
 from evalsuite.claims import ClaimResult
-from evalsuite.reported import ReportedScores, ReportedTable
+from evalsuite.reported import Reported, ReportedScores, ReportedTable
 from repro import hparam_tables, recipe
 
 Fmt = Literal["md", "latex"]
@@ -107,6 +113,15 @@ def score_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
     return Grid(title, headers, rows, notes)
 
 
+def verdict(s: ScoreStat) -> str:
+    """Reproduced vs reported, in words: why it was not tested, else Holm-significant or not."""
+    return s.note or ("" if s.significant is None else ("differs" if s.significant else "consistent"))
+
+
+def _interval_text(ci: dict[str, Any] | None) -> str:
+    return f"[{ci['low']:.2f}, {ci['high']:.2f}] {ci['method']}" if ci else "–"
+
+
 def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -> Grid | None:
     """Reproduced vs reported for the table's columns that have results."""
     labels = {str(r.metric): r.label for r in table.rows}
@@ -116,23 +131,19 @@ def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
             s: ScoreStat | None = report.score(model, row.metric)
             if s is None:
                 continue
-            ci = s.interval
             own = table.value(model, row.metric)  # equal to s.reported (checked on load); this table's print
-            verdict = s.note or (
-                "" if s.significant is None else ("differs" if s.significant else "consistent")
-            )
             rows.append(
                 [
                     Cell(header),
                     Cell(labels[s.metric]),
                     Cell(_fmt(s.value, 2)),
-                    Cell(f"[{ci['low']:.2f}, {ci['high']:.2f}] {ci['method']}" if ci else "–"),
+                    Cell(_interval_text(s.interval)),
                     Cell(own.text if own else "–"),
                     Cell(_fmt(s.difference, 2)),
                     Cell("–" if s.inside is None else ("yes" if s.inside else "no")),
                     Cell(_p(s.p_value)),
                     Cell(_p(s.p_holm)),
-                    Cell(verdict),
+                    Cell(verdict(s)),
                 ]
             )
     if not rows:
@@ -156,6 +167,158 @@ def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
     ]
     name = f"Table {table.number}" if table.number else table.title
     return Grid(f"{name}: reproduced vs reported", headers, rows, notes)
+
+
+# --- protocol check: a real model against its own model card ------------------------------------
+
+
+@dataclass
+class ProtocolRow:
+    """One card row against one results folder of the card's model (statistics.json: protocol_check)."""
+
+    table: str  # the reported file's key
+    model: str  # results label (the card's model name when there are no results)
+    results: str | None  # results.json
+    benchmark: str | None  # the suite's benchmark; None for a card row the suite does not evaluate
+    column: str  # the registry's column (the card row when not evaluated)
+    card_row: str
+    reported: dict[str, Any]  # {value, text, source}
+    reproduced: float | None = None
+    n: int | None = None
+    limit: int | None = None  # a --limit run: partial, not compared
+    sample: int | None = None  # an `evalsuite run --sample N` run (settings.sample): compared, wider interval
+    simulated: bool = False
+    interval: dict[str, Any] | None = None
+    difference: float | None = None
+    inside: bool | None = None
+    p_value: float | None = None
+    test: str | None = None
+    p_holm: float | None = None
+    significant: bool | None = None
+    verdict: str = ""
+    extra: dict[str, float] = field(default_factory=dict)  # IFEval: both averages and all four scores
+
+
+def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
+    """Every results folder of the card's model (label = its model, or model-<variant>), row by row.
+
+    The statistics are the report's own reproduced-vs-reported ones (evalsuite.analysis: the
+    same intervals, tests, Holm family and verdict as the paper's tables); without results,
+    one block shows the card's values.
+    """
+    col = table.columns[0]
+    runs = [m for m in report.models if table.column_of(m.label) is not None]
+    out = []
+    for m in runs or [None]:
+        label = m.label if m else col.model
+        sample = results_fmt.load(Path(m.results)).settings.get("sample") if m else None
+        j = table.columns.index(table.column_of(label) or col)
+        for row in table.rows:
+            rep = row.values[j]
+            pr = ProtocolRow(
+                table.key,
+                label,
+                m.results if m else None,
+                row.metric.benchmark,
+                row.label,
+                row.source_row or row.label,
+                _reported(rep),
+            )
+            s = report.score(label, row.metric) if m else None
+            if m is None:
+                pr.verdict = f"no results: evaluate the model with `evalsuite run --label {col.model}`"
+                out.append(pr)
+                continue
+            pr.limit, pr.simulated, pr.sample = m.limit, m.simulated, sample
+            if s is None:
+                pr.verdict = "no result for this benchmark in the results folder"
+            else:
+                pr.reproduced, pr.n, pr.interval, pr.extra = s.value, s.n, s.interval, dict(s.extra)
+                pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
+                pr.p_holm, pr.significant, pr.verdict = s.p_holm, s.significant, verdict(s)
+                if m.limit is not None and s.p_value is None:  # analysis leaves --limit runs untested
+                    pr.verdict = f"partial (--limit {m.limit} run): not comparable with the card"
+            out.append(pr)
+        for ne in table.not_evaluated:
+            out.append(
+                ProtocolRow(
+                    table.key,
+                    label,
+                    m.results if m else None,
+                    None,
+                    ne.source_row,
+                    ne.source_row,
+                    _reported(ne.values[j]),
+                    limit=m.limit if m else None,
+                    simulated=bool(m and m.simulated),
+                    verdict=f"not evaluated by the suite: {ne.why}",
+                )
+            )
+    return out
+
+
+def _reported(rep: Reported) -> dict[str, Any]:
+    return {"value": rep.value, "text": rep.text, "source": rep.source}
+
+
+def protocol_grid(table: ReportedTable, report: Report) -> Grid:
+    rows = []
+    ifeval: dict[str, dict[str, float]] = {}
+    for r in protocol_check(table, report):
+        if r.benchmark == "ifeval" and r.extra:
+            ifeval[r.model] = r.extra
+        rows.append(
+            [
+                Cell(r.model + (" (simulated)" if r.simulated else "")),
+                Cell(r.column),
+                Cell(r.card_row),
+                Cell(r.reported["text"]),
+                Cell(
+                    _fmt(r.reproduced, 2), mark=LIMITED_MARK if r.limit and r.reproduced is not None else ""
+                ),
+                Cell("–" if r.n is None else f"{r.n}{' (sampled)' if r.sample else ''}"),
+                Cell(_interval_text(r.interval)),
+                Cell(_fmt(r.difference, 2)),
+                Cell("–" if r.inside is None else ("yes" if r.inside else "no")),
+                Cell(_p(r.p_value)),
+                Cell(_p(r.p_holm)),
+                Cell(r.verdict),
+            ]
+        )
+    model = table.columns[0].model
+    headline = registry.get("ifeval").headline.__name__
+    card_ifeval = next((r.source_row for r in table.rows if r.metric.benchmark == "ifeval"), None)
+    notes = [
+        f"Reported: {table.source}, {table.url}; each value is the card row named beside it. Rows: every "
+        f"results folder labelled {model} (or {model}-<variant>, e.g. {model}-q4_1).",
+        "Verdict: the reproduced-vs-reported test of the paper's tables (score test for one accuracy, "
+        "bootstrap percentile inversion for averages; Holm over the benchmarks of each results folder): "
+        f"consistent, or differs at alpha = {report.settings.alpha}. {LIMITED_MARK}: a --limit run on "
+        "part of the items (partial): not compared with the card; (sampled): a seeded random sample "
+        "of items per (sub)task (`evalsuite run --sample`), compared, with its wider interval.",
+    ]
+    if card_ifeval:
+        text = (
+            f"IFEval: the card's '{card_ifeval}' is compared with the suite's IFEval headline, "
+            f"{headline} (evalsuite/benchmarks.py), as the paper's IFEval column is."
+        )
+        for label, extra in ifeval.items():
+            if "average_strict" in extra and "average_loose" in extra:
+                text += (
+                    f" {label}: strict average {extra['average_strict']:.2f}, "
+                    f"loose average {extra['average_loose']:.2f}."
+                )
+        notes.append(text)
+    if any(r[0].text.endswith("(simulated)") for r in rows):
+        notes.append("SIMULATED: rows marked (simulated) come from simulated items, not from a model.")
+    headers = ["model", "benchmark", "card row", "reported", "reproduced", "n", "95% interval", "diff",
+               "reported inside", "p", "p (Holm)", "verdict"]  # fmt: skip
+    return Grid(table.title, headers, rows, notes)
+
+
+def protocol_checks(report: Report, reported: ReportedScores) -> list[ProtocolRow]:
+    """Every protocol-check row (statistics.json)."""
+    return [r for t in reported.protocol_checks() for r in protocol_check(t, report)]
 
 
 def comparisons_grid(report: Report) -> Grid | None:
@@ -265,6 +428,9 @@ def grids(report: Report, reported: ReportedScores) -> list[Grid]:
         for g in hparam_grids()
     ]
     for i, table in enumerate(reported.tables):  # model cards (no number) after the paper's tables
+        if table.kind == "protocol-check":
+            numbered.append((1000.0 + i, [protocol_grid(table, report)]))
+            continue
         st = stats_grid(table, report, reported)
         gs = [score_grid(table, report, reported), *([st] if st else [])]
         numbered.append((float(table.number) if table.number else 1000.0 + i, gs))

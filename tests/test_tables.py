@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_module
 
+from evalsuite import benchmarks as registry
 from evalsuite import claims, reported, simulate, tablegen, tables_cmd
 from evalsuite.reported import Metric
 from repro.errors import UsageError
@@ -233,6 +235,8 @@ def test_no_results_shows_the_reported_tables(tmp_path: Path, monkeypatch: pytes
     assert {c["verdict"] for c in stats["claims"]} == {"inconclusive"}
     md = (tmp_path / "out" / "tables.md").read_text()
     assert "**57.1†**" in md  # DPO-1207's ARC is Table 6's best
+    protocol = md[md.index("## Protocol check") :]  # the card's values, waiting for results
+    assert "| 40.9 " in protocol and "evalsuite run --label smollm2-135m-instruct" in protocol
 
 
 def test_latex_escaping() -> None:
@@ -306,3 +310,130 @@ def test_help_names_the_default_results_folder() -> None:
     assert result.returncode == 0
     assert "./results" in result.stdout and "evalsuite run" in result.stdout
     assert ROOT.joinpath("tables", "generated").is_dir()
+
+
+# --------------------------------------------------------------------------- protocol check
+
+# SmolLM2-135M-Instruct's model card (https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct),
+# typed from the card, not read from the data file: card row -> (suite benchmark or None, value).
+CARD_URL = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct"
+CARD = {
+    "IFEval (Average prompt/inst)": ("ifeval", 29.9),
+    "HellaSwag": ("hellaswag", 40.9),
+    "ARC (Average)": ("arc", 37.3),
+    "PIQA": ("piqa", 66.3),
+    "BBH (3-shot)": ("bbh", 28.2),
+    "GSM8K (5-shot)": ("gsm8k", 1.4),
+    "MMLU (cloze)": (None, 29.3),
+}
+REAL = "smollm2-135m-instruct"
+CARD_FILE = "smollm2-135m-instruct-card.yaml"
+
+
+def test_protocol_check_card_validates() -> None:
+    scores = reported.load()
+    (table,) = scores.protocol_checks()
+    assert table.url == CARD_URL and [c.model for c in table.columns] == [REAL]
+    found = {r.source_row: (r.metric.benchmark, r.values[0]) for r in table.rows}
+    found.update({r.source_row: (None, r.values[0]) for r in table.not_evaluated})
+    assert {row: (bench, rep.value) for row, (bench, rep) in found.items()} == CARD
+    for row, (_, rep) in found.items():  # every value names the card and its row
+        assert CARD_URL in rep.source and f"row '{row}'" in rep.source
+    # column names are the registry's, never repeated in the file
+    assert all(r.label == registry.get(r.metric.benchmark).column for r in table.rows)
+    assert all(
+        "label" not in r for r in yaml.safe_load((reported.REPORTED_DIR / CARD_FILE).read_text())["rows"]
+    )
+    assert "mmlu_pro" not in {r.metric.benchmark for r in table.rows}
+    # a real model outside the paper: a card value, no paper column, no regression case
+    assert not scores.in_paper(REAL) and scores.model_kind(REAL) == "causal-lm"
+    for label in (REAL, f"{REAL}-q4_1", "SmolLM2-135M-Instruct"):
+        got = scores.get(label, Metric("gsm8k"))
+        assert got is not None and got.value == 1.4, label
+    assert scores.get("smollm2-135m-instructx", Metric("gsm8k")) is None
+    assert scores.get("dpo-1130-q4_1", Metric("gsm8k")) is None  # variants only for protocol checks
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda r: r["rows"][0].__setitem__("label", "ARC (Average)"), "no 'label' here"),
+        (lambda r: r["rows"][0].pop("card_row"), "missing 'card_row'"),
+        (lambda r: r["rows"][-1].__setitem__("metric", "mmlu_pro"), "names no suite metric"),
+        (lambda r: r["rows"][-1].pop("why"), "missing 'why'"),
+        (lambda r: r["rows"][1].__setitem__("card_row", "ARC (Average)"), "a card row appears twice"),
+        (lambda r: r["rows"][2].__setitem__("values", [1.4]), "quoted percentage"),
+        (lambda r: r.pop("url"), "missing 'url'"),
+        (lambda r: r["columns"][0].__setitem__("model", "SmolLM2 135M"), "should be a results label"),
+        (lambda r: r["columns"].append({"model": "other", "header": "x"}), "has one column"),
+    ],
+)
+def test_protocol_check_card_is_validated(tmp_path: Path, edit, needle: str) -> None:
+    folder = _corrupt(tmp_path, CARD_FILE, edit)
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        reported.load(folder)
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The real model twice: at its card's values, and a variant far off the card on GSM8K."""
+    root = tmp_path_factory.mktemp("protocol")
+    res = root / "results"
+    near = {b: CARD[row][1] for row, b in [("GSM8K (5-shot)", "gsm8k"), ("IFEval (Average prompt/inst)",
+            "ifeval"), ("ARC (Average)", "arc")]}  # fmt: skip
+    simulate.write_results(res / REAL, REAL, near, seed=5)
+    far = {"gsm8k": 12.0, "piqa": 66.3}  # recorded as an `evalsuite run --sample` run: still compared
+    simulate.write_results(res / f"{REAL}-q4_1", f"{REAL}-q4_1", far, seed=6, settings={"sample": 2000})
+    tables_cmd.generate([res], root / "out", resamples=2000)
+    return root / "out", json.loads((root / "out" / "statistics.json").read_text())
+
+
+def test_protocol_check_table(protocol: tuple[Path, dict]) -> None:
+    out, stats = protocol
+    rows = {(r["model"], r["card_row"]): r for r in stats["protocol_check"]}
+    assert {m for m, _ in rows} == {REAL, f"{REAL}-q4_1"}  # both folders recognised by their label
+    for (_, card_row), r in rows.items():
+        assert r["reported"]["value"] == CARD[card_row][1] and CARD_URL in r["reported"]["source"]
+    # matching the card: consistent, with the full item counts and the tables' intervals
+    expected = [
+        ("GSM8K (5-shot)", 1319, "wilson"),
+        ("ARC (Average)", 3548, "bootstrap-percentile"),
+        ("IFEval (Average prompt/inst)", 541, "bootstrap-percentile"),
+    ]
+    for card_row, n, method in expected:
+        r = rows[(REAL, card_row)]
+        assert r["n"] == n and r["interval"]["method"] == method, card_row
+        assert r["inside"] is True and r["significant"] is False and r["verdict"] == "consistent", card_row
+        assert abs(r["difference"]) < 0.2
+    assert {"average_strict", "average_loose"} <= set(rows[(REAL, "IFEval (Average prompt/inst)")]["extra"])
+    # far off the card: differs (the same test and Holm family as the paper's tables)
+    far = rows[(f"{REAL}-q4_1", "GSM8K (5-shot)")]
+    assert far["verdict"] == "differs" and far["significant"] is True and far["p_holm"] < 1e-6
+    assert far["difference"] == pytest.approx(12.0 - 1.4, abs=0.1) and far["inside"] is False
+    assert rows[(f"{REAL}-q4_1", "PIQA")]["verdict"] == "consistent"
+    assert far["sample"] == 2000 and rows[(REAL, "PIQA")]["sample"] is None
+    assert rows[(f"{REAL}-q4_1", "HellaSwag")]["reproduced"] is None
+    assert rows[(REAL, "MMLU (cloze)")]["verdict"].startswith("not evaluated by the suite")
+    # the same numbers are the report's reproduced-vs-reported statistics
+    score = next(s for s in stats["scores"] if s["model"] == f"{REAL}-q4_1" and s["metric"] == "gsm8k")
+    assert score["p_holm"] == far["p_holm"] and score["reported"]["value"] == 1.4
+    md = (out / "tables.md").read_text()
+    section = md[md.index("## Protocol check") :]
+    assert "| differs" in section and "| consistent" in section and "ifeval_average_loose" in section
+    assert "| 1319 (sampled) |" in section
+    assert f"{REAL} (not in paper)" not in md  # it has its own table, not a Table 9 column
+    assert "Protocol check" in (out / "tables.tex").read_text()
+
+
+def test_protocol_check_limited_run_is_partial(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    simulate.write_results(res / REAL, REAL, {"gsm8k": 1.4, "hellaswag": 40.9}, seed=7, limit=100)
+    stats = _generate(tmp_path, res)
+    rows = {r["card_row"]: r for r in stats["protocol_check"]}
+    for card_row in ("GSM8K (5-shot)", "HellaSwag"):
+        r = rows[card_row]
+        assert r["n"] == 100 and r["limit"] == 100 and r["p_value"] is None and r["difference"] is None
+        assert r["verdict"].startswith("partial (--limit 100 run)")
+    md = (tmp_path / "out" / "tables.md").read_text()
+    section = md[md.index("## Protocol check") : md.index("## The paper's claims")]
+    assert "‡" in section and "| consistent" not in section and "| differs" not in section
