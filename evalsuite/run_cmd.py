@@ -204,6 +204,17 @@ def _stderr(benchmark: str, items: list[dict[str, Any]]) -> float | None:
     return 100.0 * (p * (1 - p) / len(items)) ** 0.5
 
 
+def sample_indices(task: str, size: int, n: int, seed: int) -> list[int]:
+    """A seeded random sample of n doc indices of one (sub)task, in dataset order.
+
+    Seeded by (seed, task name), so each subtask gets its own draw and a rerun the same one.
+    Unlike --limit (the first N), a random sample estimates the whole set's score without bias.
+    """
+    import random
+
+    return sorted(random.Random(f"{seed}:{task}").sample(range(size), min(n, size)))
+
+
 def _run_lm_benchmarks(
     lm: Any,
     tokenizer_dir: Path,
@@ -211,6 +222,7 @@ def _run_lm_benchmarks(
     *,
     data_dir: Path | None,
     limit: int | None,
+    sample: tuple[int, int] | None = None,
     lock_path: Path | None,
     allow_unlocked: bool,
     out: Path,
@@ -238,10 +250,15 @@ def _run_lm_benchmarks(
         print(f"[{number}/{len(names)}] {name}: {registry.get(name).description}", flush=True)
         start = time.perf_counter()
         task_dict = manager.load(TASKS[name])
+        samples = None
+        if sample is not None:
+            loaded = task_dict["tasks"]
+            samples = {t: sample_indices(t, len(loaded[t].eval_docs), *sample) for t in TASKS[name]}
         raw = evaluate(
             lm=lm,
             task_dict=task_dict,
             limit=limit,
+            samples=samples,
             log_samples=True,
             apply_chat_template=chat,
             fewshot_as_multiturn=chat,
@@ -280,6 +297,8 @@ def evaluate(
     benchmarks: list[str] | None = None,
     data_dir: Path | None = None,
     limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
     output: Path = DEFAULT_OUTPUT,
     backend: str | None = None,
     settings: dict[str, Any] | None = None,
@@ -299,11 +318,15 @@ def evaluate(
 
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be a positive number of items, not {limit}")
+    if sample is not None and (sample < 1 or limit is not None):
+        raise UsageError("--sample takes a positive number of items and cannot be combined with --limit")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a directory")
     lock = lockfile.load(lock_path)
     res = resolve(model, lock=lock, allow_unlocked=allow_unlocked)
     kind = "reward-model" if reward.is_reward_model(res.path) else "causal-lm"
+    if kind == "reward-model" and sample is not None:
+        raise UsageError("--sample is for causal LMs; use --limit for reward models")
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
     label = label or _label(model, res)
     folder = Path(output) / label
@@ -322,6 +345,8 @@ def evaluate(
         raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
     started = time.perf_counter()
     run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}
+    if sample is not None:
+        run_settings.update({"sample": sample, "sample_seed": seed})
     if kind == "reward-model":
         chosen_backend = "hf"
         bench_results = reward.evaluate(
@@ -358,6 +383,7 @@ def evaluate(
             names,
             data_dir=data_dir,
             limit=limit,
+            sample=(sample, seed) if sample is not None else None,
             lock_path=lock.path,
             allow_unlocked=allow_unlocked,
             out=folder,
@@ -410,6 +436,8 @@ def _cmd(args: argparse.Namespace) -> int:
         benchmarks=benchmarks,
         data_dir=args.data_dir,
         limit=args.limit,
+        sample=args.sample,
+        seed=args.seed,
         output=args.output,
         backend=args.backend,
         lock_path=args.lock,
@@ -460,6 +488,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--limit", type=int, default=None, help="evaluate only the first N items of each (sub)task"
     )
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="evaluate a seeded random sample of N items of each (sub)task (an unbiased estimate of "
+        "the whole set's score, with a wider interval); not with --limit",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default: 0)")
     p.add_argument(
         "--data-dir",
         type=Path,
