@@ -449,7 +449,7 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_arg(text: str) -> str:
+def label_arg(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
         raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only")
     return text
@@ -522,7 +522,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--label",
-        type=_label_arg,
+        type=label_arg,
         help="name of the results folder and of the model in tables (default: the lock name, a run "
         "folder's recipe name (+'-smoke' for smoke-profile runs), or the folder's name)",
     )
