@@ -33,7 +33,6 @@ def stopping_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     # the last token that greedy decoding produces for the first time (the tiny model may repeat one)
     firsts = [i for i in range(STEPS - 1) if greedy[i] not in greedy[:i] and greedy[i] != tok.eos_token_id]
     k = firsts[-1]
-    assert greedy[k:] != greedy[k : k + 1]  # stopping there changes the output
     folder = tmp_path_factory.mktemp("stops") / "model"
     shutil.copytree(tiny_model_dir, folder)
     GenerationConfig(eos_token_id=[greedy[k]]).save_pretrained(folder)
