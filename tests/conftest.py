@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded tiny model, the real benchmark data, and a CLI runner."""
+"""Shared fixtures: the embedded tiny model, real benchmark items (a few in tests/fixtures, or the whole
+files), and a CLI runner."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+REAL_ITEMS = ROOT / "tests" / "fixtures" / "benchdata"  # a few real items: see its README
 
 
 @dataclass
@@ -76,11 +78,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_items() -> Path:
+    """A few real items of every benchmark and BBH subset, always present: tests/fixtures/benchdata,
+    the first rows of ../shared/benchdata's files in its layout (see its README)."""
+    return REAL_ITEMS
+
+
+@pytest.fixture(scope="session")
 def benchdata() -> Path:
-    """../shared/benchdata, or SMOLTULU_BENCHDATA; tests that need it skip when it is absent."""
+    """The whole files: ../shared/benchdata, or SMOLTULU_BENCHDATA. Only for tests that need whole
+    files (row counts, few-shot pools, every item); they skip when it is absent."""
     path = Path(os.environ.get("SMOLTULU_BENCHDATA", ROOT.parent / "shared" / "benchdata"))
     if not (path / "SHA256SUMS").is_file():
         pytest.skip(
-            f"real benchmark data not found at {path}: set SMOLTULU_BENCHDATA to a copy of shared/benchdata"
+            f"needs the whole benchmark files, not found at {path} (tests/fixtures/benchdata holds only "
+            "their first rows): set SMOLTULU_BENCHDATA to a copy of shared/benchdata"
         )
     return path

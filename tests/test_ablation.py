@@ -274,9 +274,9 @@ def test_constant_scores_and_iso_ratios(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def smoke_grid(tmp_path_factory: pytest.TempPathFactory, benchdata: Path) -> tuple[Path, str]:
+def smoke_grid(tmp_path_factory: pytest.TempPathFactory, real_items: Path) -> tuple[Path, str]:
     outputs = tmp_path_factory.mktemp("outputs")
-    done = _cli(outputs, *E2E_FLAGS, "--data-dir", str(benchdata))
+    done = _cli(outputs, *E2E_FLAGS, "--data-dir", str(real_items))
     assert done.returncode == 0, done.stderr[-3000:]
     return outputs / "smoke" / "ablation-135m", done.stdout
 
@@ -330,11 +330,11 @@ def test_smoke_grid_trains_evaluates_and_draws(smoke_grid: tuple[Path, str]) -> 
 
 @pytest.mark.slow
 def test_rerun_skips_finished_points_and_evaluations(
-    smoke_grid: tuple[Path, str], benchdata: Path, cli
+    smoke_grid: tuple[Path, str], real_items: Path, cli
 ) -> None:
     root, _ = smoke_grid
     before = {p: p.stat().st_mtime_ns for p in root.glob("*/manifest.json")}
-    again = cli(root.parent.parent, *E2E_FLAGS, "--data-dir", str(benchdata))
+    again = cli(root.parent.parent, *E2E_FLAGS, "--data-dir", str(real_items))
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count("finished run, skipped") == 4 and again.stdout.count("evaluated already") == 4
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/manifest.json")} == before

@@ -24,11 +24,11 @@ def _run(*args: str):
 
 @pytest.mark.slow
 def test_all_seven_benchmarks_write_results_and_items(
-    tiny_model_dir: Path, benchdata: Path, tmp_path: Path
+    tiny_model_dir: Path, real_items: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "results"
     first = _run(
-        "--model", str(tiny_model_dir), "--data-dir", str(benchdata), "--limit", "1", "--output", str(out)
+        "--model", str(tiny_model_dir), "--data-dir", str(real_items), "--limit", "1", "--output", str(out)
     )
     assert first.returncode == 0, first.stderr[-2000:]
     folder = out / tiny_model_dir.name
@@ -44,7 +44,7 @@ def test_all_seven_benchmarks_write_results_and_items(
     assert res.backend == "hf" and res.limit == 1 and res.protocol == results_io.PROTOCOL
     # A rerun finds every request in the cache and recomputes none.
     again = _run(
-        "--model", str(tiny_model_dir), "--data-dir", str(benchdata), "--limit", "1", "--output", str(out)
+        "--model", str(tiny_model_dir), "--data-dir", str(real_items), "--limit", "1", "--output", str(out)
     )
     assert again.returncode == 0 and "requests: 0 computed" in again.stdout
     assert results_io.load(folder).benchmarks["gsm8k"].score == res.benchmarks["gsm8k"].score
@@ -52,13 +52,13 @@ def test_all_seven_benchmarks_write_results_and_items(
 
 @pytest.mark.faults
 def test_killed_run_resumes_without_recomputing_finished_requests(
-    tiny_model_dir: Path, benchdata: Path, tmp_path: Path
+    tiny_model_dir: Path, real_items: Path, tmp_path: Path
 ) -> None:
     args = [
         "--model",
         str(tiny_model_dir),
         "--data-dir",
-        str(benchdata),
+        str(real_items),
         "--benchmarks",
         "gsm8k",
         "--limit",
@@ -104,8 +104,8 @@ def _score(outputs: Path, data_dir: Path, out: Path):
     )  # fmt: skip
 
 
-def test_score_scores_outside_outputs_like_run(benchdata: Path, tmp_path: Path) -> None:
-    test = [json.loads(x) for x in (benchdata / "gsm8k" / "test.jsonl").read_text().split("\n") if x.strip()]
+def test_score_scores_outside_outputs_like_run(real_items: Path, tmp_path: Path) -> None:
+    test = [json.loads(x) for x in (real_items / "gsm8k" / "test.jsonl").read_text().split("\n") if x.strip()]
     outputs = tmp_path / "api-model.jsonl"
     lines = [
         {"id": "gsm8k:0", "output": test[0]["answer"]},  # gold: right
@@ -113,13 +113,13 @@ def test_score_scores_outside_outputs_like_run(benchdata: Path, tmp_path: Path) 
         {"prompt": test[2]["question"], "output": "so #### " + test[2]["answer"].split("#### ")[1]},  # right
     ]
     outputs.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    res = _score(outputs, benchdata, tmp_path / "res")
+    res = _score(outputs, real_items, tmp_path / "res")
     assert res.returncode == 0, res.stderr
     loaded = results_io.load(tmp_path / "res" / "api-model")
     assert loaded.backend == "external" and loaded.benchmarks["gsm8k"].n == 3
     assert loaded.benchmarks["gsm8k"].score == pytest.approx(200 / 3)
     outputs.write_text(json.dumps({"id": "gsm8k:999999", "output": "x"}) + "\n")
-    _score(outputs, benchdata, tmp_path / "res2").assert_usage_error("match no gsm8k item")
+    _score(outputs, real_items, tmp_path / "res2").assert_usage_error("match no gsm8k item")
     assert not (tmp_path / "res2").exists()
 
 

@@ -1,7 +1,9 @@
 """The lm-eval task definitions reproduce the SmolLM2/lighteval protocol, on real benchmark items.
 
 Expected prompts are written out by hand from the raw data files and the spec
-(../shared/spec/eval-protocol.md), never produced by the code under test.
+(../shared/spec/eval-protocol.md), never produced by the code under test. Prompts and scorers
+run on the first rows kept in tests/fixtures/benchdata (`real_items`); what depends on whole
+files (row counts, BBH's shot pool, lighteval's GSM8K shots) needs ../shared/benchdata.
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ def assistant(text: str) -> str:
 GEN = "<|im_start|>assistant\n"
 
 
-@pytest.fixture(scope="module")
-def render(tiny_model_dir: Path, benchdata: Path):
+def _renderer(tiny_model_dir: Path, data_dir: Path):
     from evalsuite import prompts
 
     def _render(task: str, limit: int = 1):
-        return prompts.requests(task, tokenizer_dir=tiny_model_dir, data_dir=benchdata, limit=limit)
+        return prompts.requests(task, tokenizer_dir=tiny_model_dir, data_dir=data_dir, limit=limit)
 
     return _render
+
+
+@pytest.fixture(scope="module")
+def render(tiny_model_dir: Path, real_items: Path):
+    """Requests on the fixture's first rows: for prompts that do not depend on the rest of the file."""
+    return _renderer(tiny_model_dir, real_items)
+
+
+@pytest.fixture(scope="module")
+def render_full(tiny_model_dir: Path, benchdata: Path):
+    """Requests on the whole files: for shots, which are drawn from the whole pool."""
+    return _renderer(tiny_model_dir, benchdata)
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -47,9 +60,9 @@ def _jsonl(path: Path) -> list[dict]:
 # --- exact prompts, one known item per benchmark ---------------------------------------------------
 
 
-def test_arc_challenge_first_item(render, benchdata: Path) -> None:
+def test_arc_challenge_first_item(render, real_items: Path) -> None:
     reqs = render("smoltulu_arc_challenge")
-    raw = _jsonl(benchdata / "arc" / "arc_challenge_test.llmfoundry.jsonl")[0]
+    raw = _jsonl(real_items / "arc" / "arc_challenge_test.llmfoundry.jsonl")[0]
     question = raw["query"].removeprefix("Question: ")
     assert question.startswith("An astronomer observes that a planet rotates faster")
     context = SYSTEM + user(f"Question: {question}\nAnswer:") + GEN
@@ -66,16 +79,16 @@ def test_hellaswag_first_item(render) -> None:
     assert [r.args[1] for r in reqs][3] == " starts pulling up roofing on a roof."
 
 
-def test_piqa_first_item(render, benchdata: Path) -> None:
+def test_piqa_first_item(render, real_items: Path) -> None:
     reqs = render("smoltulu_piqa")
-    raw = _jsonl(benchdata / "piqa" / "valid.jsonl")[0]
+    raw = _jsonl(real_items / "piqa" / "valid.jsonl")[0]
     context = SYSTEM + user(f"Question: {raw['goal']}\nAnswer:") + GEN
     assert [r.args for r in reqs] == [(context, " " + raw["sol1"]), (context, " " + raw["sol2"])]
 
 
-def test_mmlu_pro_first_item(render, benchdata: Path) -> None:
+def test_mmlu_pro_first_item(render, real_items: Path) -> None:
     reqs = render("smoltulu_mmlu_pro")
-    raw = _jsonl(next((benchdata / "mmlu_pro").glob("test*.jsonl")))[0]
+    raw = _jsonl(next((real_items / "mmlu_pro").glob("test*.jsonl")))[0]
     assert raw["question_id"] == 70 and len(raw["options"]) == 9
     body = (
         "The following are multiple choice questions (with answers) about business.\n\n"
@@ -113,10 +126,10 @@ def _gsm8k_turns(shots: list[dict]) -> str:
     return "".join(user(f"Question: {s['question']}\nAnswer:") + assistant(f" {s['answer']}") for s in shots)
 
 
-def test_gsm8k_items_get_lightevals_shots_in_lightevals_order(render, benchdata: Path) -> None:
+def test_gsm8k_items_get_lightevals_shots_in_lightevals_order(render_full, benchdata: Path) -> None:
     train = _jsonl(benchdata / "gsm8k" / "train.jsonl")
     test = _jsonl(benchdata / "gsm8k" / "test.jsonl")
-    reqs = render("smoltulu_gsm8k", limit=3)
+    reqs = render_full("smoltulu_gsm8k", limit=3)
     kept = []
     for i, (item, req) in enumerate(zip(test, reqs, strict=False)):
         shots = [train[j] for j in LIGHTEVAL_GSM8K_SHOTS[i]]
@@ -180,9 +193,9 @@ def test_fewshot_budget_counts_the_chat_templated_prompt_and_generation_size(
     assert req.args[0] == rendered[3]
 
 
-def test_bbh_shots_are_label_balanced_and_fixed_per_subset(render, benchdata: Path) -> None:
+def test_bbh_shots_are_label_balanced_and_fixed_per_subset(render_full, benchdata: Path) -> None:
     pool = json.loads((benchdata / "bbh" / "bbh" / "navigate.json").read_text())["examples"]
-    reqs = render("smoltulu_bbh_navigate", limit=5)
+    reqs = render_full("smoltulu_bbh_navigate", limit=5)
     # navigate has 145 "No" and 105 "Yes": labels by count, cycled -> No, Yes, No (,Yes).
     for req, item in zip(reqs, pool[:5], strict=True):
         context = req.args[0]
@@ -206,8 +219,8 @@ def test_bbh_evaluated_item_is_never_its_own_shot(benchdata: Path, tiny_model_di
     assert task.sampler.sample(3, eval_doc={"input": "elsewhere", "target": "No"}) == four[:3]
 
 
-def test_ifeval_first_item_is_the_raw_prompt(render, benchdata: Path) -> None:
-    raw = _jsonl(benchdata / "ifeval" / "input_data.jsonl")[0]
+def test_ifeval_first_item_is_the_raw_prompt(render, real_items: Path) -> None:
+    raw = _jsonl(real_items / "ifeval" / "input_data.jsonl")[0]
     (req,) = render("smoltulu_ifeval")
     assert req.args[0] == SYSTEM + user(raw["prompt"]) + GEN
     # lighteval's ifeval has no stop sequence: EOS (added by the runner) or 1280 tokens.
@@ -223,10 +236,12 @@ def test_bbh_generates_until_the_context_is_full(render, tiny_model_dir: Path) -
         assert req.args[1]["max_gen_toks"] == 2048 - len(tok(req.args[0])["input_ids"])
 
 
-def test_shots_are_dropped_last_first_when_the_context_is_full(benchdata: Path, tiny_model_dir: Path) -> None:
+def test_shots_are_dropped_last_first_when_the_context_is_full(
+    real_items: Path, tiny_model_dir: Path
+) -> None:
     from evalsuite.prompts import load_task
 
-    task = load_task("smoltulu_gsm8k", data_dir=benchdata, tokenizer_dir=tiny_model_dir)
+    task = load_task("smoltulu_gsm8k", data_dir=real_items, tokenizer_dir=tiny_model_dir)
     doc = task.test_docs()[0]
     task.config.metadata = {**task.config.metadata, "max_length": 2048}
     full = task.fewshot_context(doc, 5)
@@ -256,8 +271,15 @@ def test_gsm8k_extraction(output: str, expected: str | None) -> None:
     assert protocol.gsm8k_extract(output) == expected
 
 
-def test_gsm8k_gold_outputs_score_100_and_planted_wrong_answers_0(benchdata: Path) -> None:
-    docs = _jsonl(benchdata / "gsm8k" / "test.jsonl")
+# Gold outputs on the fixture's items always; on every item when the whole files are present.
+DATA = pytest.mark.parametrize("data", ["real_items", "benchdata"])
+
+
+@DATA
+def test_gsm8k_gold_outputs_score_100_and_planted_wrong_answers_0(
+    data: str, request: pytest.FixtureRequest
+) -> None:
+    docs = _jsonl(request.getfixturevalue(data) / "gsm8k" / "test.jsonl")
     assert all(protocol.gsm8k_results(d, [d["answer"]])["exact_match"] == 1 for d in docs)
     wrong = [d["answer"].rsplit("####", 1)[0] + "#### 999999" for d in docs]
     assert sum(protocol.gsm8k_results(d, [w])["exact_match"] for d, w in zip(docs, wrong, strict=True)) == 0
@@ -267,14 +289,19 @@ def test_gsm8k_gold_outputs_score_100_and_planted_wrong_answers_0(benchdata: Pat
     assert protocol.gsm8k_results(doc, ["1234"])["exact_match"] == 0
 
 
-def test_bbh_gold_outputs_score_100_and_planted_wrong_answers_0(benchdata: Path) -> None:
+@DATA
+def test_bbh_gold_outputs_score_100_and_planted_wrong_answers_0(
+    data: str, request: pytest.FixtureRequest
+) -> None:
+    folder = request.getfixturevalue(data)
     total = 0
     for subset in sources.BBH_SUBSETS:
-        docs = json.loads((benchdata / "bbh" / "bbh" / f"{subset}.json").read_text())["examples"]
+        docs = json.loads((folder / "bbh" / "bbh" / f"{subset}.json").read_text())["examples"]
         assert all(protocol.bbh_results(d, [f"  {d['target']}\n"])["exact_match"] == 1 for d in docs)
         assert all(protocol.bbh_results(d, [d["target"] + " (wrong)"])["exact_match"] == 0 for d in docs)
         total += len(docs)
-    assert total == 6511
+    if data == "benchdata":
+        assert total == 6511
     doc = {"target": "(A)"}
     assert protocol.bbh_results(doc, ["(A) because it is first"])["exact_match"] == 0  # whole output
     assert protocol.bbh_results({"target": "Yes"}, ["yes"])["exact_match"] == 0  # case-sensitive
@@ -338,6 +365,44 @@ def test_row_counts_equal_the_spec(benchdata: Path, benchmark: str, subset: str 
 def test_bbh_has_27_subsets_and_6511_rows(benchdata: Path) -> None:
     assert len(sources.BBH_SUBSETS) == 27
     assert sum(len(sources.read("bbh", benchdata / "bbh", s)["train"]) for s in sources.BBH_SUBSETS) == 6511
+
+
+def test_real_items_fixture_reads_like_the_full_folder(real_items: Path) -> None:
+    """Every benchmark and subset loads from tests/fixtures/benchdata, with enough rows for the
+    tests and runs that use it: BBH 3 shots + the item, GSM8K 5 shots and 6 test items."""
+    for benchmark in sources.READERS:
+        for subset in sources.subsets(benchmark):
+            splits = sources.read(benchmark, real_items / benchmark, subset)
+            assert all(len(rows) >= 4 for rows in splits.values()), (benchmark, subset)
+    gsm8k = sources.read("gsm8k", real_items / "gsm8k")
+    assert len(gsm8k["train"]) >= 5 and len(gsm8k["test"]) >= 6
+    keys = {row["key"] for row in sources.read("ifeval", real_items / "ifeval")["train"]}
+    assert keys >= {1000, 1001, 1019, 1128, 1262, 1268, 1322}  # the items tests/test_ifeval.py scores
+
+
+def test_fixture_rows_are_the_first_rows_of_the_full_files(real_items: Path, benchdata: Path) -> None:
+    """tests/fixtures/benchdata cannot drift: each data file is a byte prefix of the file at the same
+    path in the full folder (whole lines; for BBH the document cut after an example), each licence
+    file a copy, and the readers see the full folder's first rows."""
+    files = sorted(p for p in real_items.rglob("*") if p.is_file() and p.name != "README.md")
+    assert len(files) > 27
+    for path in files:
+        rel = path.relative_to(real_items)
+        few, whole = path.read_bytes(), (benchdata / rel).read_bytes()
+        if path.name.startswith("LICENSE"):
+            assert few == whole, rel
+        elif path.suffix == ".json":  # {"canary": …, "examples": [first examples]}, as json.dumps writes it
+            assert few == json.dumps(json.loads(few)).encode() and few.endswith(b"}]}"), rel
+            cut = len(few) - 2
+            assert whole.startswith(few[:cut]) and whole[cut : cut + 2] in (b", ", b"]}"), rel
+        else:
+            assert few.endswith(b"\n") and whole.startswith(few), rel
+    for benchmark in sources.READERS:
+        for subset in sources.subsets(benchmark):
+            few_rows = sources.read(benchmark, real_items / benchmark, subset)
+            all_rows = sources.read(benchmark, benchdata / benchmark, subset)
+            for split, rows in few_rows.items():
+                assert rows == all_rows[split][: len(rows)], (benchmark, subset, split)
 
 
 def test_hub_layout_is_read_too(tmp_path: Path) -> None:

@@ -45,14 +45,14 @@ def test_greedy_generations_match_transformers(tiny_model_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def both_backends(tiny_model_dir: Path, benchdata: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def both_backends(tiny_model_dir: Path, real_items: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model on a slice of all seven benchmarks, once per backend."""
     from evalsuite.run_cmd import evaluate
 
     out = tmp_path_factory.mktemp("backends")
     return {
         b: evaluate(
-            str(tiny_model_dir), data_dir=benchdata, limit=1, output=out / b, backend=b, progress=False
+            str(tiny_model_dir), data_dir=real_items, limit=1, output=out / b, backend=b, progress=False
         )
         for b in ("hf", "vllm")
     }
