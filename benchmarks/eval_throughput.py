@@ -14,6 +14,16 @@ The achieved fraction is roofline time / measured time.
 On CPU the default model is the embedded "small" one; vLLM needs the `vllm` tox env:
   tox -e vllm --notest && VLLM_TARGET_DEVICE=cpu .tox/vllm/bin/python -m benchmarks.eval_throughput
 On a GPU, `--model-size 1.7b` builds a random model with SmolLM2-1.7B's exact configuration.
+
+`--hf-paths` instead times the HF backend's log-likelihood paths against each other in this one
+process, on the same requests (`evalsuite.prompts.requests`: exactly what a run sends for the
+first `--limit` items of each (sub)task), fed through the suite's ResumableLM in its chunks of 32
+with a fresh cache: lm-eval's stock HFLM against evalsuite.fast_hf.FastHFLM, each `--variants`
+entry CLASS:BATCH:THREADS (THREADS: a number, "max" for torch's default, "auto" for FastHFLM's
+free-core policy), `--rounds` times in turn so that a busy machine slows every variant alike.
+It reports log-likelihood requests/s, each variant's speed-up over the first in the same round,
+and the largest difference of its answers from the first's; writes eval_throughput_hf_paths.json:
+  python -m benchmarks.eval_throughput --hf-paths --model /path/to/SmolLM2-135M-Instruct --limit 24
 """
 
 from __future__ import annotations
@@ -158,6 +168,117 @@ def report(
         print(f"vLLM speed-up over HF (whole suite, start-up excluded): {ratio:.2f}x (H100 target: >= 5x)")
 
 
+LOGLIKELIHOOD = ("arc", "hellaswag", "mmlu_pro", "piqa")
+DEFAULT_VARIANTS = "stock:1:max,stock:32:1,fast:32:1,fast:32:auto"
+
+
+def _variant(spec: str) -> tuple[str, int, str]:
+    kind, batch, threads = spec.split(":")
+    if (
+        kind not in ("stock", "fast")
+        or not batch.isdigit()
+        or not (threads in ("max", "auto") or threads.isdigit())
+    ):
+        raise ValueError(f"variant {spec!r}: use stock|fast:BATCH:THREADS (THREADS: N, max or auto)")
+    if threads == "auto" and kind != "fast":
+        raise ValueError(f"variant {spec!r}: only fast has the auto thread policy")
+    return kind, int(batch), threads
+
+
+def hf_paths(model: Path, benches: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Log-likelihood requests/s of each variant on the same requests, the variants taking turns."""
+    import os
+
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from evalsuite.fast_hf import FastHFLM
+    from evalsuite.prompts import requests
+    from evalsuite.resumable import ResumableLM
+    from evalsuite.run_cmd import MAX_LENGTH, TASKS
+
+    max_threads = torch.get_num_threads()
+    specs = [s.strip() for s in args.variants.split(",") if s.strip()]
+    variants = {s: _variant(s) for s in specs}
+    weights = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    lms: dict[str, Any] = {}
+    for spec, (kind, batch, threads) in variants.items():
+        cls = FastHFLM if kind == "fast" else HFLM
+        extra = {"cpu_threads": "auto"} if threads == "auto" else {}
+        lms[spec] = cls(
+            pretrained=weights, tokenizer=tokenizer, backend="causal", max_length=MAX_LENGTH,
+            batch_size=batch, device="cpu", **extra,
+        )  # fmt: skip
+    out: dict[str, Any] = {}
+    for bench in benches:
+        reqs = [
+            r
+            for task in TASKS[bench]
+            for r in requests(task, tokenizer_dir=model, data_dir=args.data_dir, limit=args.limit)
+        ]
+        rounds: list[dict[str, Any]] = []
+        answers: dict[str, list[Any]] = {}
+        for number in range(args.rounds):
+            row: dict[str, Any] = {}
+            for spec, (_, _, threads) in variants.items():
+                lm = lms[spec]
+                if threads == "auto":
+                    lm._cpu_share.start()  # decide afresh: the previous variant may have set any count
+                else:
+                    torch.set_num_threads(max_threads if threads == "max" else int(threads))
+                with tempfile.TemporaryDirectory() as tmp:
+                    wrapped = ResumableLM(lm, Path(tmp) / "cache.jsonl", fingerprint="x", progress=False)
+                    load = os.getloadavg()[0]
+                    t0 = time.perf_counter()
+                    answers[spec] = wrapped.loglikelihood(reqs)
+                    seconds = time.perf_counter() - t0
+                row[spec] = {
+                    "seconds": round(seconds, 3),
+                    "requests_per_s": len(reqs) / seconds,
+                    "threads_at_end": torch.get_num_threads(),
+                    "load_average_1m_at_start": round(load, 2),
+                }
+                print(f"  {bench} round {number + 1}: {spec:16} {len(reqs) / seconds:7.2f} req/s", flush=True)
+            first = specs[0]
+            for spec in specs:
+                row[spec]["speedup_over_first"] = row[first]["seconds"] / row[spec]["seconds"]
+            rounds.append(row)
+        ref = answers[specs[0]]
+        out[bench] = {
+            "items_per_subtask": args.limit,
+            "requests": len(reqs),
+            "rounds": rounds,
+            "median": {
+                spec: {
+                    "requests_per_s": statistics.median(r[spec]["requests_per_s"] for r in rounds),
+                    "speedup_over_first": statistics.median(r[spec]["speedup_over_first"] for r in rounds),
+                }
+                for spec in specs
+            },
+            "max_abs_diff_from_first": {
+                spec: max(abs(a[0] - b[0]) for a, b in zip(ref, answers[spec], strict=True)) for spec in specs
+            },
+            "greedy_agrees_with_first": {
+                spec: all(a[1] == b[1] for a, b in zip(ref, answers[spec], strict=True)) for spec in specs
+            },
+        }
+    torch.set_num_threads(max_threads)
+    return out
+
+
+def report_hf_paths(rows: dict[str, Any], specs: list[str]) -> None:
+    print(f"{'benchmark':10} {'requests':>8} " + " ".join(f"{s:>22}" for s in specs))
+    for bench, r in rows.items():
+        cells = [
+            f"{r['median'][s]['requests_per_s']:8.2f} req/s {r['median'][s]['speedup_over_first']:5.2f}x"
+            for s in specs
+        ]
+        print(f"{bench:10} {r['requests']:8d} " + " ".join(f"{c:>22}" for c in cells))
+    print(f"(median over rounds; speed-up against {specs[0]} in the same round)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.eval_throughput",
@@ -177,6 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hf-batch-size", type=int, default=8)
     parser.add_argument("--data-dir", type=Path, help="benchmark files (default: benchdata, else demo items)")
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/…)")
+    parser.add_argument(
+        "--hf-paths",
+        action="store_true",
+        help="time lm-eval's stock HFLM against FastHFLM on the same log-likelihood requests (see above)",
+    )
+    parser.add_argument(
+        "--variants", default=DEFAULT_VARIANTS, help=f"--hf-paths: (default: {DEFAULT_VARIANTS})"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--hf-paths: turns each variant takes (default: 2)"
+    )
     args = parser.parse_args(argv)
     if args.model is not None and not (args.model / "config.json").is_file():
         parser.error(f"--model {args.model}: no model there (no config.json)")
@@ -184,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     from evalsuite.demo import DEMO_DATA, find_benchdata
 
     args.data_dir = find_benchdata(args.data_dir) or DEMO_DATA
+    if args.hf_paths:
+        return main_hf_paths(args, parser)
     benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     have_vllm = importlib.util.find_spec("vllm") is not None
     backends = args.backends.split(",") if args.backends else (["vllm", "hf"] if have_vllm else ["hf"])
@@ -233,6 +367,47 @@ def main(argv: list[str] | None = None) -> int:
             "per_benchmark": rows,
             "suite": suite,
             "vllm_over_hf": ratio,
+        },
+        args.out,
+    )
+    return 0
+
+
+def main_hf_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    given = args.benchmarks if args.benchmarks != ",".join(ALL) else "piqa,hellaswag,arc"
+    benches = [b.strip() for b in given.split(",") if b.strip()]
+    if bad := [b for b in benches if b not in LOGLIKELIHOOD]:
+        parser.error(f"--hf-paths times log-likelihood benchmarks ({', '.join(LOGLIKELIHOOD)}), not {bad}")
+    try:
+        specs = [s.strip() for s in args.variants.split(",") if s.strip()]
+        for spec in specs:
+            _variant(spec)
+    except ValueError as exc:
+        parser.error(str(exc))
+    peaks = common.measured_peaks("float32")
+    with tempfile.TemporaryDirectory(prefix="eval-hf-paths-") as tmp:
+        model = args.model or build_model(Path(tmp) / "model", args.model_size or "small")
+        n_params = common.model_parameters(model)
+        described = str(args.model) if args.model else f"random {args.model_size or 'small'}"
+        print(f"model: {described} ({n_params / 1e6:.2f}M params), --limit {args.limit}", flush=True)
+        rows = hf_paths(model, benches, args)
+    print()
+    report_hf_paths(rows, specs)
+    common.write(
+        "eval_throughput_hf_paths",
+        {
+            "settings": {
+                "model": described,
+                "parameters": n_params,
+                "limit": args.limit,
+                "benchmarks": benches,
+                "variants": specs,
+                "rounds": args.rounds,
+                "resumable_chunk": 32,
+                "data_dir": str(args.data_dir),
+            },
+            "peaks": peaks,
+            "per_benchmark": rows,
         },
         args.out,
     )

@@ -56,22 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.sample is not None:
         raise UsageError("give --sample or --limit, not both")
+    names = run_cmd.benchmark_list(args.benchmarks) or card_benchmarks(args.lock)
     model_dir = ensure_model(args.model_dir, args.wheel, args.lock)
-    names = [b.strip() for b in args.benchmarks.split(",")] if args.benchmarks else card_benchmarks(args.lock)
-    folder = run_cmd.evaluate(
-        str(model_dir),
-        benchmarks=names,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        sample=args.sample,
-        seed=args.seed,
-        output=args.output,
-        backend=args.backend,
-        lock_path=args.lock,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-        label=args.label,
-    )
+    folder = run_cmd.evaluate_from_args(str(model_dir), args, names)
     print()
     print(protocol_check_text(Path(args.output), folder.name, args.lock))
     return 0

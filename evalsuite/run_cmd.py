@@ -116,16 +116,22 @@ def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, st
             trust_remote_code=False,
             **kwargs,
         ), dtype
-    from lm_eval.models.huggingface import HFLM
+    # lm-eval's HFLM with each shared context computed once and only the scored positions through
+    # lm_head (evalsuite/fast_hf.py). On CPU: 32 log-likelihood requests a batch but generation one
+    # at a time unless --batch-size says otherwise, and torch uses only the cores other processes
+    # leave free.
+    from evalsuite.fast_hf import CPU_BATCH_SIZE, CPU_GENERATE_BATCH_SIZE, FastHFLM
 
-    return HFLM(
+    return FastHFLM(
         pretrained=str(path),
         backend="causal",
         dtype=dtype,
         max_length=MAX_LENGTH,
-        batch_size=batch_size or (16 if gpu else 1),
+        batch_size=batch_size or (16 if gpu else CPU_BATCH_SIZE),
+        generate_batch_size=batch_size or (16 if gpu else CPU_GENERATE_BATCH_SIZE),
         device="cuda" if gpu else "cpu",
         trust_remote_code=False,
+        cpu_threads=None if gpu else "auto",
     ), dtype
 
 
@@ -427,12 +433,18 @@ def evaluate(
     return folder
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
+def benchmark_list(text: str | None) -> list[str] | None:
+    """--benchmarks as names; unknown names fail before any model is touched."""
+    benchmarks = [b.strip() for b in text.split(",") if b.strip()] if text else None
     for name in benchmarks or []:
-        registry.get(name)  # unknown names fail before the model is touched
-    evaluate(
-        args.model,
+        registry.get(name)
+    return benchmarks
+
+
+def evaluate_from_args(model: str, args: argparse.Namespace, benchmarks: list[str] | None) -> Path:
+    """`evaluate` with the options `run` and `fidelity` share."""
+    return evaluate(
+        model,
         benchmarks=benchmarks,
         data_dir=args.data_dir,
         limit=args.limit,
@@ -441,11 +453,15 @@ def _cmd(args: argparse.Namespace) -> int:
         output=args.output,
         backend=args.backend,
         lock_path=args.lock,
-        allow_unlocked=args.allow_unlocked,
+        allow_unlocked=getattr(args, "allow_unlocked", False),
         batch_size=args.batch_size,
         progress=not args.no_progress,
         label=args.label,
     )
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    evaluate_from_args(args.model, args, benchmark_list(args.benchmarks))
     return 0
 
 
@@ -513,7 +529,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="batch size for the HF backend and reward models (default: 1 / 8 on CPU, 16 on GPU)",
+        help="batch size for the HF backend and reward models (default on CPU: 32 log-likelihood "
+        "requests and 1 generation request per batch for the HF backend, 8 for reward models; 16 on GPU)",
     )
     p.add_argument(
         "--allow-unlocked",
