@@ -30,11 +30,11 @@ REAL_MODEL = "smollm2-135m-instruct"
 # The log-likelihood benchmarks of the card: a sample of them fits the demo's 10 minutes on 2
 # cores; the generative ones (BBH, GSM8K, IFEval) are `python -m evalsuite fidelity`'s job.
 REAL_BENCHMARKS = ("arc", "hellaswag", "piqa")
-DEFAULT_REAL_SAMPLE = 40
+DEFAULT_REAL_SAMPLE = 30
 MARKER = ".smoltulu-demo"  # an output folder the demo may replace carries this file
 DEFAULT_OUT = Path("outputs") / "demo"
-DEFAULT_LIMIT = 3
-EVAL_BATCH = 8  # batched HF generation: the tiny model never stops early, so batching is the speed-up
+DEFAULT_LIMIT = 2
+EVAL_BATCH = 32  # batched HF generation: the tiny model never stops (BBH runs to the 2048 context)
 STAGES = ("sft-1130", "dpo-1130", "rm-1130")
 
 

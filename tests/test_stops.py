@@ -8,6 +8,7 @@ backends must stop right after it.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import shutil
 from pathlib import Path
@@ -54,7 +55,15 @@ def _generate(path: Path, backend: str, context: str, stop_ids: list[int] | None
     from evalsuite import run_cmd
     from evalsuite.resumable import ResumableLM
 
-    inner, _ = run_cmd._build_lm(path, backend, 1)
+    if backend == "vllm":  # as run_cmd._build_lm on CPU, with a small share of RAM for the KV cache
+        from lm_eval.models.vllm_causallms import VLLM
+
+        inner = VLLM(
+            pretrained=str(path), dtype="float32", max_model_len=2048, enforce_eager=True, seed=1234,
+            gpu_memory_utilization=0.1, batch_size="auto", trust_remote_code=False,
+        )  # fmt: skip
+    else:
+        inner, _ = run_cmd._build_lm(path, backend, 1)
     extra = run_cmd.apply_stop_ids(inner, backend, stop_ids) if stop_ids is not None else {}
     if stop_ids is None and backend == "hf":
         inner.model.generation_config.eos_token_id = None  # what generation does without the explicit ids
@@ -63,6 +72,8 @@ def _generate(path: Path, backend: str, context: str, stop_ids: list[int] | None
     )
     kwargs = {"until": [], "max_gen_toks": STEPS, "do_sample": False, "temperature": 0.0}
     (out,) = lm.generate_until([Instance("generate_until", {}, (context, kwargs), 0)])
+    del lm, inner  # free the engine (vLLM holds its KV cache) before the next test builds one
+    gc.collect()
     return out
 
 
