@@ -33,7 +33,7 @@ REAL_BENCHMARKS = ("arc", "hellaswag", "piqa")
 DEFAULT_REAL_SAMPLE = 30
 MARKER = ".smoltulu-demo"  # an output folder the demo may replace carries this file
 DEFAULT_OUT = Path("outputs") / "demo"
-DEFAULT_LIMIT = 2
+DEFAULT_LIMIT = 1
 EVAL_BATCH = 32  # batched HF generation: the tiny model never stops (BBH runs to the 2048 context)
 STAGES = ("sft-1130", "dpo-1130", "rm-1130")
 
