@@ -131,10 +131,9 @@ def summary(
     out: Path, lm_data: Path, limit: int, seconds: float, real: Path | None = None, real_sample: int = 0
 ) -> str:
     runs, tables = out / "runs" / "smoke", out / "tables"
-    real = lm_data != DEMO_DATA
     data = (
         f"real benchmark items from {lm_data}, the first {limit} per (sub)task"
-        if real
+        if lm_data != DEMO_DATA
         else f"the hand-written demo items in {lm_data} (not benchmark items)"
     )
     lines = [
