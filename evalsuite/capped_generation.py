@@ -29,18 +29,19 @@ class CappedGenerationMixin:
             _, kwargs = req.args
             rest = {k: v for k, v in kwargs.items() if k != "max_gen_toks"}
             groups[json.dumps(rest, sort_keys=True, default=str)].append(i)
-        stock = [i for idxs in groups.values() if len(self._caps(requests, idxs)) <= 1 for i in idxs]
+        capped = [idxs for idxs in groups.values() if len(self._caps(requests, idxs)) > 1]
+        in_capped = {i for idxs in capped for i in idxs}
+        stock = [i for i in range(len(requests)) if i not in in_capped]
         out: list[str | None] = [None] * len(requests)
         if stock:
             answers = super().generate_until([requests[i] for i in stock], disable_tqdm)  # type: ignore[misc]
             for i, s in zip(stock, answers, strict=True):
                 out[i] = s
         bar = tqdm(total=len(requests) - len(stock), disable=disable_tqdm, desc="generate (per-row caps)")
-        for idxs in groups.values():
-            if len(self._caps(requests, idxs)) > 1:
-                for i, s in self._generate_capped(requests, idxs):
-                    out[i] = s
-                    bar.update(1)
+        for idxs in capped:
+            for i, s in self._generate_capped(requests, idxs):
+                out[i] = s
+                bar.update(1)
         bar.close()
         return [s if s is not None else "" for s in out]
 
