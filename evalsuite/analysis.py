@@ -1,9 +1,11 @@
 """All the statistics behind the tables, from loaded runs: one `Report`, also written as JSON.
 
 - every reproduced score with its 95% interval (Wilson, or bootstrap over items);
-- reproduced vs reported: difference, reported inside the interval, two-sided test, and
-  Holm-adjusted p over the metrics of each results file (the regression family);
-- model vs model on the same items, Holm-adjusted over the benchmarks of each pair;
+- reproduced vs reported: a verdict against the harness tolerance and, for retrained models,
+  the spread of their training seeds (evalsuite.verdicts); difference, interval and item test
+  as information;
+- model vs model on the same items (the pairs the paper compares, or all with `all_pairs`),
+  Holm-adjusted over the benchmarks of each pair;
 - the paper's claims.
 Random streams are seeded per (seed, model, benchmark), so a number does not change when
 other results are added.
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats as sps
 
 from evalsuite import claims as claims_mod
-from evalsuite import item_stats, stats
+from evalsuite import item_stats, stats, verdicts
 from evalsuite.item_stats import Paired
 from evalsuite.reported import Metric, Reported, ReportedScores
-from evalsuite.result_set import Run
+from evalsuite.result_set import Run, seed_groups
 
 FORMAT = "smoltulu-tables/1"
 
@@ -33,6 +38,7 @@ class Settings:
     alpha: float = 0.05
     resamples: int = stats.RESAMPLES
     seed: int = 0
+    all_pairs: bool = False  # compare every pair of models, not only the pairs the paper compares
     confidence: float = field(default=stats.CONFIDENCE, init=False)  # recorded; intervals are 95%
 
 
@@ -40,16 +46,21 @@ class Settings:
 class ScoreStat:
     model: str
     metric: str  # "gsm8k", "rewardbench.chat", ...
-    value: float  # percent
-    n: int
-    interval: dict[str, Any] | None  # {low, high, method}
+    value: float  # percent (the mean over training seeds when several are pooled)
+    n: int  # items (per seed)
+    interval: dict[str, Any] | None  # {low, high, method}: items, or over seeds when pooled
     reported: dict[str, Any] | None  # {value, text, source}
     difference: float | None = None  # reproduced - reported, points
-    inside: bool | None = None  # reported value inside the interval
-    p_value: float | None = None  # two-sided, H0: reproduced = reported
+    inside: bool | None = None  # reported value inside the interval (information)
+    p_value: float | None = None  # two-sided item-sampling test of reproduced = reported (information)
     test: str | None = None
-    p_holm: float | None = None
-    significant: bool | None = None  # p_holm < alpha
+    verdict: str | None = None  # reproduced | not reproduced | inconclusive (evalsuite.verdicts)
+    verdict_reason: str | None = None  # the numbers behind it
+    tolerance: float | None = None  # harness tolerance + printed rounding, points
+    band: dict[str, float] | None = None  # {low, high}: reproduced values that count as reported
+    seeds: int | None = None  # training seeds pooled (retrained); None: a published checkpoint
+    seed_sd: float | None = None  # points, with two seeds or more
+    partial: str | None = None  # why this run is not evidence on the full set (never judged/claimed)
     note: str | None = None  # why a comparison was not made
     extra: dict[str, float] = field(default_factory=dict)  # e.g. all IFEval variants
 
@@ -82,6 +93,9 @@ class ModelEntry:
     limit: int | None
     in_paper: bool
     benchmarks: list[str]
+    seed_results: list[str] = field(default_factory=list)  # every results file pooled (seeds)
+    training_seeds: list[int] | None = None  # retrained with `python -m repro`; None: published
+    partial: str | None = None
 
 
 @dataclass
@@ -124,68 +138,104 @@ def _interval(low: float, high: float, method: str) -> dict[str, Any]:
     return {"low": low, "high": high, "method": method}
 
 
-def _vs_reported(stat: ScoreStat, p: float, test: str) -> None:
-    assert stat.reported is not None and stat.interval is not None
-    rep = stat.reported["value"]
-    stat.difference = stat.value - rep
-    stat.inside = stat.interval["low"] <= rep <= stat.interval["high"]
-    stat.p_value, stat.test = p, test
+def _judge(
+    stat: ScoreStat,
+    rep: Reported,
+    tolerance: verdicts.Tolerance,
+    group: Sequence[Run],
+    per_seed: list[float],
+    test: tuple[float, str] | None,
+) -> None:
+    """Fill the reproduced-vs-reported fields of one score (see evalsuite.verdicts)."""
+    run = group[0]
+    stat.difference = stat.value - rep.value
+    if stat.interval is not None:
+        stat.inside = stat.interval["low"] <= rep.value <= stat.interval["high"]
+    stat.partial = run.partial
+    if run.limit is not None or (run.partial and "sample" not in run.results.settings):
+        stat.note = f"partial: {run.partial}; only full (or randomly sampled) sets are judged"
+        return
+    if test is not None:
+        stat.p_value, stat.test = test
+    sampled = None
+    if "sample" in run.results.settings and stat.interval is not None:
+        sampled = (stat.interval["low"], stat.interval["high"])
+    seeds = per_seed if run.retrained else None
+    j = verdicts.judge(rep, tolerance, value=stat.value, seeds=seeds, sampled=sampled)
+    stat.verdict, stat.verdict_reason, stat.tolerance = j.verdict, j.reason, j.tolerance
+    stat.band = {"low": j.band[0], "high": j.band[1]}
+    stat.seeds = len(per_seed) if run.retrained else None
+    stat.seed_sd = j.seed_sd
 
 
-def _comparable(run: Run) -> str | None:
-    """Why this run's scores are not tested against the paper's, or None."""
-    if run.limit is not None:
-        return f"--limit {run.limit} run: only full item counts are compared with the paper"
-    return None
+def _seed_interval(values: list[float]) -> dict[str, Any]:
+    """95% t interval of a recipe's mean score over its training seeds."""
+    k = len(values)
+    half = float(sps.t.ppf(0.975, k - 1)) * statistics.stdev(values) / math.sqrt(k)
+    mean = statistics.fmean(values)
+    return _interval(mean - half, mean + half, f"t over {k} training seeds")
 
 
-def score_stats(run: Run, reported: ReportedScores, settings: Settings) -> list[ScoreStat]:
+def score_stats(
+    group: Sequence[Run], reported: ReportedScores, settings: Settings, tolerances: dict | None = None
+) -> list[ScoreStat]:
+    """Every score of one model: a results file, or the training seeds of one recipe pooled."""
+    tolerances = tolerances if tolerances is not None else verdicts.load()
+    run = group[0]
     out = []
-    why_not = _comparable(run)
     for bench, data in run.items.items():
+        per_seed = [r.items[bench].headline for r in group if bench in r.items]
         rng = rng_for(settings, run.label, bench)
         ci, reps = item_stats.interval(data, settings.resamples, rng)
+        pooled = len(per_seed) > 1
         rep = reported.get(run.label, Metric(bench))
         stat = ScoreStat(
             run.label,
             bench,
-            data.headline,
+            statistics.fmean(per_seed) if pooled else data.headline,
             data.n,
-            _interval(ci.low, ci.high, ci.method),
+            _seed_interval(per_seed) if pooled else _interval(ci.low, ci.high, ci.method),
             asdict(rep) if rep else None,
         )
         if bench == "ifeval":
             stat.extra = data.extra
-        if rep is not None and why_not is None:
-            _vs_reported(stat, *item_stats.vs_value(data, rep.value, reps))
-        elif rep is not None:
-            stat.note = why_not
+        if rep is not None:
+            test = None if pooled else item_stats.vs_value(data, rep.value, reps)
+            _judge(stat, rep, tolerances[bench], group, per_seed, test)
         out.append(stat)
         if bench == "rewardbench":
-            out.extend(_section_stats(run, data, reported, settings, why_not))
+            out.extend(_section_stats(group, reported, settings, tolerances[bench]))
     return out
 
 
 def _section_stats(
-    run: Run, data: item_stats.ItemData, reported: ReportedScores, settings: Settings, why_not: str | None
+    group: Sequence[Run], reported: ReportedScores, settings: Settings, tolerance: verdicts.Tolerance
 ) -> list[ScoreStat]:
-    sections = item_stats.section_bootstrap(
-        data, settings.resamples, rng_for(settings, run.label, "rb-sections")
+    run = group[0]
+    point, reps = item_stats.section_bootstrap(
+        run.items["rewardbench"], settings.resamples, rng_for(settings, run.label, "rb-sections")
     )
-    point, reps = sections
+    per_seed = {key: [item_stats.section_point(r.items["rewardbench"])[key] for r in group] for key in point}
     out = []
     for key in point:
         metric = Metric("rewardbench", key)
         rep: Reported | None = reported.get(run.label, metric)
+        pooled = len(per_seed[key]) > 1
         ci = stats.percentile_interval(reps[key])
         stat = ScoreStat(
-            run.label, str(metric), point[key], data.n, _interval(ci.low, ci.high, ci.method),
+            run.label, str(metric),
+            statistics.fmean(per_seed[key]) if pooled else point[key],
+            run.items["rewardbench"].n,
+            _seed_interval(per_seed[key]) if pooled else _interval(ci.low, ci.high, ci.method),
             asdict(rep) if rep else None,
         )  # fmt: skip
-        if rep is not None and why_not is None:
-            _vs_reported(stat, stats.bootstrap_p(reps[key], rep.value), "bootstrap percentile inversion")
-        elif rep is not None:
-            stat.note = why_not
+        if rep is not None:
+            test = (
+                None
+                if pooled
+                else (stats.bootstrap_p(reps[key], rep.value), "bootstrap percentile inversion")
+            )
+            _judge(stat, rep, tolerance, group, per_seed[key], test)
         out.append(stat)
     return out
 
@@ -240,12 +290,17 @@ class PairCache:
         )
 
 
-def comparisons(order: list[str], cache: PairCache, settings: Settings) -> list[Comparison]:
-    """Every pair of models of the same kind, on the benchmarks both have; Holm within each pair."""
+def comparisons(
+    order: list[str], cache: PairCache, settings: Settings, only: set[frozenset[str]] | None = None
+) -> list[Comparison]:
+    """Pairs of models of the same kind (`only` these pairs, or all), on the benchmarks both have.
+
+    Holm over the benchmarks of each pair: the family is one pair's row of the table.
+    """
     out = []
     for a, b in itertools.combinations(order, 2):
         ra, rb = cache.runs[a], cache.runs[b]
-        if ra.kind != rb.kind:
+        if ra.kind != rb.kind or (only is not None and frozenset((a, b)) not in only):
             continue
         rows = []
         for bench in [x for x in ra.items if x in rb.items]:
@@ -273,39 +328,57 @@ def comparisons(order: list[str], cache: PairCache, settings: Settings) -> list[
     return out
 
 
+def paper_pairs(claim_list: Sequence[claims_mod.Claim]) -> set[frozenset[str]]:
+    """The model pairs the paper compares: those its claims name."""
+    return {frozenset((part.better, part.worse)) for c in claim_list for part in c.paired}
+
+
 def analyse(
     runs: list[Run],
     reported: ReportedScores,
     claim_list: list[claims_mod.Claim],
     settings: Settings,
 ) -> Report:
-    table_runs = [r for r in runs if not r.is_ablation]
     ablation = [r for r in runs if r.is_ablation]
+    groups = seed_groups(runs)
     paper_order = [c.model for t in reported.tables for c in t.columns]
     rank = {m: i for i, m in enumerate(dict.fromkeys(paper_order))}
-    table_runs.sort(key=lambda r: (rank.get(r.label, len(rank)), r.label))
-    models = [
-        ModelEntry(
-            r.label,
-            reported.header(r.label),
-            r.kind,
-            str(r.path),
-            r.simulated,
-            r.limit,
-            reported.in_paper(r.label),
-            list(r.items),
+    labels = sorted(groups, key=lambda m: (rank.get(m, len(rank)), m))
+    models = []
+    for label in labels:
+        r, seeds = groups[label][0], [g.training_seed for g in groups[label]]
+        models.append(
+            ModelEntry(
+                r.label,
+                reported.header(r.label),
+                r.kind,
+                str(r.path),
+                r.simulated,
+                r.limit,
+                reported.in_paper(r.label),
+                list(r.items),
+                [str(g.path) for g in groups[label]],
+                [s for s in seeds if s is not None] if r.retrained else None,
+                r.partial,
+            )
         )
-        for r in table_runs
-    ]
+    tolerances = verdicts.load()
     scores = []
-    for run in table_runs:  # one family per results file: the regression check's unit
-        own = score_stats(run, reported, settings)
-        apply_holm(own, settings.alpha)
-        scores.extend(own)
-    by_label = {r.label: r for r in table_runs}
-    cache = PairCache(by_label, settings)
-    pairs = comparisons([r.label for r in table_runs], cache, settings)
-    claim_results = claims_mod.evaluate(claim_list, cache.get, ablation, reported, settings.alpha)
+    for label in labels:
+        scores.extend(score_stats(groups[label], reported, settings, tolerances))
+    # paired tests use one run per model: a pooled recipe's lowest training seed
+    cache = PairCache({label: groups[label][0] for label in labels}, settings)
+    pairs = comparisons(labels, cache, settings, None if settings.all_pairs else paper_pairs(claim_list))
+    claim_results = claims_mod.evaluate(
+        claim_list,
+        cache.get,
+        runs=cache.runs,
+        ablation=ablation,
+        reported=reported,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        resamples=settings.resamples,
+    )
     notes = []
     if any(r.simulated for r in runs):
         notes.append("SIMULATED inputs: some results are simulated (settings.simulated), not model outputs")

@@ -91,6 +91,30 @@ BENCHMARKS: dict[str, Benchmark] = {
     )
 }  # fmt: skip
 
+# Items in the full evaluation sets (../shared/spec/eval-protocol.md): a result over fewer is
+# partial (evalsuite.result_set.Run.partial). RewardBench's count is its subsets' rows
+# (evalsuite/reward/sections); UFB's test_prefs size is not in the spec, so it is not checked.
+FULL_ITEMS: dict[str, int | None] = {
+    "arc": 2376 + 1172,  # ARC-Easy + ARC-Challenge test
+    "bbh": 6511,  # 27 subsets
+    "gsm8k": 1319,
+    "hellaswag": 10042,
+    "ifeval": 541,
+    "mmlu_pro": 12032,
+    "piqa": 1838,
+    "ufb": None,
+}
+
+
+def full_items(name: str) -> int | None:
+    """Items of the full set of a benchmark, or None where the spec does not give it."""
+    if name == "rewardbench":
+        from evalsuite.reward import sections
+
+        return sum(sections.table().rows.values())
+    return FULL_ITEMS[get(name).name]
+
+
 LM_BENCHMARKS = tuple(n for n, b in BENCHMARKS.items() if b.model_kind == "causal-lm")
 RM_BENCHMARKS = tuple(n for n, b in BENCHMARKS.items() if b.model_kind == "reward-model")
 

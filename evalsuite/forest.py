@@ -1,66 +1,205 @@
-"""Forest plot: reproduced minus reported, per model and metric, with the 95% interval (PNG)."""
+"""Forest plot (PNG): reproduced minus reported per model and metric, with the tolerance verdict.
+
+One row per judged (model, metric), labelled as the paper labels them: the column header
+("DPO-1130") and the benchmark's column name ("GSM8K (5-shot)", "RB Chat") from the reported
+tables, else the registry. Language models and reward models get separate panels (their
+scales differ). Each row shows the 95% interval (bar), the reproduced score (marker, shaped and
+coloured by verdict) and the band that counts as the reported score (shaded: tolerance, widened
+by the seed spread when seeds are pooled). The figure is laid out in inches from its content:
+the label column is measured, each row gets a fixed height, so nothing is cut off.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
-from evalsuite.analysis import Report
+from evalsuite import benchmarks as registry
+from evalsuite.analysis import Report, ScoreStat
+from evalsuite.reported import Metric, ReportedScores
+
+DPI = 100
+FONT = 8  # points, tick labels
+ROW_IN = 0.24  # inches per row
+PLOT_IN = 5.2  # width of the plotting area
+PANELS = (("causal-lm", "Language models"), ("reward-model", "Reward models"))
+# verdict -> (colour, marker, legend text); colour-blind safe pair plus shape
+STYLE = {
+    "reproduced": ("#1f77b4", "o", "reproduced (inside the band)"),
+    "not reproduced": ("#d62728", "X", "not reproduced (outside the band)"),
+    "inconclusive": ("#ff7f0e", "D", "inconclusive"),
+}
+BAND_COLOUR = "#c7e9c0"
 
 
-def forest_png(report: Report) -> bytes:
+@dataclass
+class Row:
+    label: str
+    stat: ScoreStat
+
+
+def metric_label(metric: str, reported: ReportedScores | None) -> str:
+    """The paper's name of a metric: a reported table's row label, else the registry's column."""
+    m = Metric.parse(metric)
+    for table in reported.tables if reported else ():
+        for row in table.rows:
+            if row.metric == m:
+                return row.label
+    bench = registry.BENCHMARKS.get(m.benchmark)
+    if bench is None:
+        return metric
+    return bench.column if m.score is None else f"{bench.column}: {m.score}"
+
+
+def _metric_rank(reported: ReportedScores | None) -> dict[str, int]:
+    order = [str(r.metric) for t in (reported.tables if reported else ()) for r in t.rows]
+    return {m: i for i, m in enumerate(dict.fromkeys(order))}
+
+
+def panels(report: Report, reported: ReportedScores | None) -> tuple[list[tuple[str, list[Row]]], int]:
+    """(panel title, rows top to bottom) for each kind of model with judged scores; rows left out."""
+    models = {m.label: m for m in report.models}
+    rank = _metric_rank(reported)
+    every_simulated = all(m.simulated for m in report.models)  # then the title says so, once
+    judged = [
+        s
+        for s in report.scores
+        if s.verdict is not None and s.reported and s.difference is not None and s.interval is not None
+    ]
+    left_out = sum(1 for s in report.scores if s.reported and s.verdict is None)
+    order = {m.label: i for i, m in enumerate(report.models)}
+    judged.sort(key=lambda s: (order.get(s.model, len(order)), rank.get(s.metric, len(rank)), s.metric))
+    out = []
+    for kind, title in PANELS:
+        rows = []
+        for s in judged:
+            entry = models.get(s.model)
+            if entry is None or entry.kind != kind:
+                continue
+            sim = " (simulated)" if entry.simulated and not every_simulated else ""
+            label = f"{entry.header}{sim} · {metric_label(s.metric, reported)}"
+            if not s.reported["source"].startswith("paper") and "(card)" not in entry.header:
+                label += " (card)"
+            if s.seeds is not None:
+                label += f" [{s.seeds} seed{'s' if s.seeds != 1 else ''}]"
+            rows.append(Row(label, s))
+        if rows:
+            out.append((title, rows))
+    return out, left_out
+
+
+def _text_width_in(texts: list[str], renderer, size: float) -> float:
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=size)
+    widths = [renderer.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts]
+    return max(widths, default=0.0) / DPI
+
+
+def forest_png(report: Report, reported: ReportedScores | None = None) -> bytes:
+    buf = io.BytesIO()
+    forest_figure(report, reported).savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def forest_figure(report: Report, reported: ReportedScores | None = None):
+    """The forest plot as a matplotlib Figure (one axes per panel), sized to its content."""
     # Figure + Agg canvas, not pyplot: files only, no display, and a lighter import
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    rows = [s for s in report.scores if s.difference is not None and s.interval is not None and s.reported]
-    simulated = {m.label for m in report.models if m.simulated}
-    height = max(2.5, 0.28 * len(rows) + 1.5)
-    fig = Figure(figsize=(8.0, height))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    if not rows:
-        ax.text(0.5, 0.5, "no reproduced results at full item count to compare", ha="center", va="center")
-        ax.set_axis_off()
-    else:
-        ordered = list(reversed(rows))
-        for flag, colour in ((False, "tab:blue"), (True, "tab:red")):  # one artist per colour: fast
-            pick = [(y, s) for y, s in enumerate(ordered) if bool(s.significant) == flag]
-            if not pick:
-                continue
-            ys = [y for y, _ in pick]
-            diffs = np.array([s.difference for _, s in pick])
-            reps = np.array([s.reported["value"] for _, s in pick])
-            lows = np.array([s.interval["low"] for _, s in pick]) - reps
-            highs = np.array([s.interval["high"] for _, s in pick]) - reps
-            ax.errorbar(
-                diffs,
-                ys,
-                xerr=[diffs - lows, highs - diffs],
-                fmt="o",
-                color=colour,
-                ecolor=colour,
-                capsize=2,
-                markersize=4,
-            )
-        # a value from a model card (the Reinforced card, a protocol check's card) is marked as such
-        labels = [
-            f"{s.model}{' (sim.)' if s.model in simulated else ''} · {s.metric}"
-            f"{'' if s.reported['source'].startswith('paper') else ' (card)'}"
-            for s in reversed(rows)
-        ]
-        ax.set_yticks(range(len(rows)), labels, fontsize=7)
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel("reproduced − reported (points), 95% interval; red: significant after Holm")
-        ax.grid(axis="x", linewidth=0.3)
-    title = "SmolTulu: reproduced vs reported"
+    groups, left_out = panels(report, reported)
+    simulated = any(m.simulated for m in report.models)
+    fig = Figure(figsize=(8.0, 3.0), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    title = "SmolTulu: reproduced − reported"
     if simulated:
-        title += " — SIMULATED inputs"
-    ax.set_title(title, fontsize=10)
-    # fixed margins: tight_layout would lay the text out twice, the slowest step here
-    fig.subplots_adjust(left=0.32, right=0.97, top=1 - 0.5 / height, bottom=0.7 / height)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
+        title += " — SIMULATED inputs, not model outputs"
+    footer = []
+    if left_out:
+        footer.append(f"Not shown: {left_out} partial result(s) (--limit or truncated runs), never judged.")
+    if any("(card)" in r.label for _, rows in groups for r in rows):
+        footer.append("(card): the reported value is a model card's, not the paper's.")
+
+    if not groups:
+        fig.set_size_inches(6.0, 2.0)
+        fig.text(0.5, 0.85, title, ha="center", va="top", fontsize=10)
+        fig.text(0.5, 0.45, "no judged results to compare with reported values", ha="center", va="center")
+        for i, line in enumerate(footer):
+            fig.text(0.5, 0.2 - 0.1 * i, line, ha="center", fontsize=FONT)
+        return fig
+
+    # layout in inches: measured label column, fixed row height, fixed overheads per panel
+    renderer = canvas.get_renderer()
+    label_in = _text_width_in([r.label for _, rows in groups for r in rows], renderer, FONT) + 0.2
+    head_in, legend_in, foot_in = 0.45, 0.4, 0.2 + 0.18 * len(footer)
+    panel_title_in, axis_in, pad_in = 0.3, 0.55, 0.25
+    heights = [len(rows) * ROW_IN + pad_in for _, rows in groups]
+    total_h = head_in + legend_in + sum(h + panel_title_in + axis_in for h in heights) + foot_in
+    total_w = max(label_in + PLOT_IN + 0.35, _text_width_in([title], renderer, 10) + 0.6)
+    fig.set_size_inches(total_w, total_h)
+    left = label_in / total_w
+
+    fig.text(0.5, 1 - 0.12 / total_h, title, ha="center", va="top", fontsize=10, weight="bold")
+    y_top = total_h - head_in - legend_in
+    present = set()
+    for (panel_title, rows), h in zip(groups, heights, strict=True):
+        y_top -= panel_title_in
+        bottom = y_top - h
+        ax = fig.add_axes((left, bottom / total_h, PLOT_IN / total_w, h / total_h))
+        ax.set_title(panel_title, fontsize=9, loc="left")
+        stats = [r.stat for r in rows]
+        ys = np.arange(len(rows))[::-1].astype(float)  # first row on top
+        reps = np.array([s.reported["value"] for s in stats])
+        diffs = np.array([s.difference for s in stats])
+        lows = np.array([s.interval["low"] for s in stats]) - reps
+        highs = np.array([s.interval["high"] for s in stats]) - reps
+        band_lo = np.array([s.band["low"] if s.band else np.nan for s in stats]) - reps
+        band_hi = np.array([s.band["high"] if s.band else np.nan for s in stats]) - reps
+        ok = ~np.isnan(band_lo)
+        ax.barh(ys[ok], (band_hi - band_lo)[ok], left=band_lo[ok], height=0.7, color=BAND_COLOUR, zorder=1)
+        ax.hlines(ys, lows, highs, color="0.35", linewidth=1.2, zorder=2)
+        for verdict, (colour, marker, _) in STYLE.items():  # one artist per verdict: fast
+            pick = np.array([s.verdict == verdict for s in stats])
+            if pick.any():
+                present.add(verdict)
+                ax.scatter(diffs[pick], ys[pick], color=colour, marker=marker, s=28, zorder=3)
+        ax.axvline(0.0, color="black", linewidth=0.8, zorder=0)
+        for i in range(1, len(stats)):  # a thin rule between models
+            if stats[i].model != stats[i - 1].model:
+                ax.axhline(ys[i] + 0.5, color="0.75", linewidth=0.6, zorder=0)
+        ax.set_yticks(ys, [r.label for r in rows], fontsize=FONT)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.tick_params(axis="x", labelsize=FONT)
+        ax.set_xlabel("reproduced − reported (points)", fontsize=FONT)
+        ax.grid(axis="x", linewidth=0.3)
+        lo = np.nanmin(np.concatenate([lows, band_lo, [0.0]]))
+        hi = np.nanmax(np.concatenate([highs, band_hi, [0.0]]))
+        span = max(hi - lo, 1.0)
+        ax.set_xlim(lo - 0.05 * span, hi + 0.05 * span)
+        y_top = bottom - axis_in
+
+    handles = [
+        Line2D([], [], color=STYLE[v][0], marker=STYLE[v][1], linestyle="", label=STYLE[v][2])
+        for v in STYLE
+        if v in present
+    ]
+    handles += [
+        Line2D([], [], color="0.35", linewidth=1.2, label="95% interval"),
+        Patch(color=BAND_COLOUR, label="counts as reported (tolerance band)"),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - head_in / total_h),
+        ncol=min(len(handles), 3),
+        fontsize=FONT,
+        frameon=False,
+    )
+    for i, line in enumerate(footer):
+        fig.text(0.01, (foot_in - 0.12 - 0.18 * i) / total_h, line, fontsize=FONT, va="top")
+    return fig

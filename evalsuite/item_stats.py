@@ -198,6 +198,17 @@ def section_bootstrap(
     """
     from evalsuite.reward.sections import section_scores
 
+    point = section_point(data)
+    correct, sizes = data.strata()
+    accs = 100.0 * stats.stratified_accuracy_bootstrap(correct, sizes, resamples, rng)
+    reps = section_scores({s: accs[:, j] for j, s in enumerate(data.subtask_names)})
+    return point, {k: np.asarray(reps[k], dtype=float) for k in point}
+
+
+def section_point(data: ItemData) -> dict[str, float]:
+    """The four RewardBench section scores (percent) of one run's items."""
+    from evalsuite.reward.sections import section_scores
+
     correct, sizes = data.strata()
     try:
         point = section_scores(
@@ -205,10 +216,7 @@ def section_bootstrap(
         )
     except ValueError as exc:
         raise UsageError(f"rewardbench items: {exc}") from None
-    accs = 100.0 * stats.stratified_accuracy_bootstrap(correct, sizes, resamples, rng)
-    reps = section_scores({s: accs[:, j] for j, s in enumerate(data.subtask_names)})
-    keys = [k for k in RB_SECTIONS if k in point]
-    return {k: float(point[k]) for k in keys}, {k: np.asarray(reps[k], dtype=float) for k in keys}
+    return {k: float(point[k]) for k in RB_SECTIONS if k in point}
 
 
 # --- paired comparisons -----------------------------------------------------------------------

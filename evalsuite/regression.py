@@ -1,19 +1,21 @@
 """Reproduced vs reported as a regression check (tests/test_regression.py, `pytest -m regression`).
 
-Each case is one (results file, metric) the paper reports. It fails only on a *significant*
-difference: Holm-adjusted p < alpha over the metrics of its results file, so a model whose
-scores all equal the paper's fails its check at most alpha of the time. Results of models the paper does
-not report, `--limit` runs and simulated results are skipped with the reason.
+Each case is one (model, metric) the paper reports. It fails when the verdict is "not
+reproduced" (evalsuite.verdicts: the gap beyond the harness tolerance, widened by the spread of
+the training seeds of a retrained recipe) and is skipped, with the numbers, when "inconclusive".
+Results of models the paper does not report, partial runs (--limit, --sample, fewer items than
+the full set) and simulated results are skipped with the reason. The seeds of one retrained
+recipe are one case.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalsuite import analysis, reported, result_set
+from evalsuite import analysis, reported, result_set, verdicts
 from evalsuite.analysis import ScoreStat
 from repro.errors import UsageError
 
@@ -25,6 +27,14 @@ def results_dir() -> Path:
     return Path(os.environ.get(ENV, "results"))
 
 
+def named_folder_missing() -> str | None:
+    """An error when SMOLTULU_RESULTS names a folder that does not exist (a typo must not pass)."""
+    named = os.environ.get(ENV)
+    if named and not Path(named).is_dir():
+        return f"{ENV}={named} names no folder; point it at `python -m evalsuite run` output"
+    return None
+
+
 @dataclass
 class Case:
     id: str
@@ -33,21 +43,27 @@ class Case:
     skip: str | None = None  # why not compared
     error: str | None = None  # the results could not be read
     stat: ScoreStat | None = None
+    real: bool = False  # a full, non-simulated result of a model the paper reports
+    group: list[Path] = field(default_factory=list)  # every results file pooled (training seeds)
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or bool(self.stat and self.stat.significant)
+        return self.error is not None or bool(self.stat and self.stat.verdict == "not reproduced")
+
+    @property
+    def inconclusive(self) -> bool:
+        return bool(self.stat and self.stat.verdict == "inconclusive")
 
     def explain(self) -> str:
         if self.error:
             return self.error
         s = self.stat
-        if s is None or s.reported is None or s.interval is None:
+        if s is None or s.reported is None or s.verdict is None:
             return self.skip or "not compared"
+        seeds = f", {s.seeds} training seed(s)" if s.seeds else ""
         return (
-            f"{s.model} {s.metric}: reproduced {s.value:.2f} [{s.interval['low']:.2f}, "
-            f"{s.interval['high']:.2f}] vs reported {s.reported['text']} ({s.reported['source']}): "
-            f"diff {s.difference:+.2f}, p = {s.p_value:.2g} ({s.test}), Holm p = {s.p_holm:.2g}"
+            f"{s.model} {s.metric}: {s.verdict}: reproduced {s.value:.2f} vs reported "
+            f"{s.reported['text']} ({s.reported['source']}{seeds}): {s.verdict_reason}"
         )
 
 
@@ -58,8 +74,8 @@ def _eligibility(run: result_set.Run, scores: reported.ReportedScores, include_s
         if scores.model_kind(run.label) is not None:
             return f"model {run.label!r} is reported only on its model card, not in the paper"
         return f"unknown model {run.label!r}: the paper reports no scores for it"
-    if run.limit is not None:
-        return f"--limit {run.limit} run: only full item counts are compared with the paper"
+    if run.partial is not None:
+        return f"partial: {run.partial}; only full sets are compared with the paper"
     if run.simulated and not include_simulated:
         return "simulated results (settings.simulated), not model output"
     return None
@@ -73,30 +89,38 @@ def plan(dirs: Sequence[Path], *, include_simulated: bool = False) -> list[Case]
         return []
     scores = reported.load()
     cases: list[Case] = []
+    runs = []
     for path in paths:
         try:
-            (run,) = result_set.load_runs([path], scores, with_items=False)
+            runs.extend(result_set.load_runs([path], scores, with_items=False))
         except UsageError as exc:
             cases.append(Case(str(path), path, error=str(exc)))
-            continue
+    try:
+        result_set.check_unique(runs)
+    except UsageError as exc:
+        return [*cases, Case("results", error=str(exc))]
+    for label, group in result_set.seed_groups(runs).items():
+        run = group[0]
+        where = run.path.parent.name if len(group) == 1 else f"{len(group)}-seeds"
         why = _eligibility(run, scores, include_simulated)
         if why:
-            cases.append(Case(f"{run.label}@{path.parent.name}", path, skip=why))
+            cases.append(Case(f"{label}@{where}", run.path, skip=why))
             continue
         for bench in run.results.benchmarks:
             keys = [None, *(reported.SCORE_KEYS.get(bench, ()))]
             for metric in (reported.Metric(bench, k) for k in keys):
-                case = Case(f"{run.label}-{metric}", path, str(metric))
-                if scores.get(run.label, metric) is None:
-                    case.skip = f"the paper reports no {metric} score for {run.label}"
+                case = Case(f"{label}-{metric}", run.path, str(metric), real=not run.simulated)
+                case.group = [r.path for r in group]
+                if scores.get(label, metric) is None:
+                    case.skip = f"the paper reports no {metric} score for {label}"
                 cases.append(case)
     return cases
 
 
 def evaluate(cases: Sequence[Case], *, alpha: float = ALPHA, resamples: int = 10_000, seed: int = 0) -> None:
-    """Fill in the statistics of the cases to compare (loads their items; Holm per results file)."""
+    """Fill in the verdicts of the cases to compare (loads their items)."""
     pending = [c for c in cases if c.skip is None and c.error is None and c.metric is not None]
-    paths = list(dict.fromkeys(c.path for c in pending if c.path is not None))
+    paths = list(dict.fromkeys(p for c in pending for p in (c.group or [c.path]) if p is not None))
     if not paths:
         return
     scores = reported.load()
@@ -107,16 +131,31 @@ def evaluate(cases: Sequence[Case], *, alpha: float = ALPHA, resamples: int = 10
             case.error = str(exc)
         return
     settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed)
+    tolerances = verdicts.load()
     found: dict[tuple[Path, str], ScoreStat] = {}
-    for run in runs:
-        own = [s for s in analysis.score_stats(run, scores, settings) if s.reported is not None]
-        analysis.apply_holm(own, alpha)
-        found.update({(run.path, s.metric): s for s in own})
+    for group in result_set.seed_groups(runs).values():
+        for stat in analysis.score_stats(group, scores, settings, tolerances):
+            found[(group[0].path, stat.metric)] = stat
     for case in pending:
         assert case.path is not None and case.metric is not None
         case.stat = found.get((case.path.resolve(), case.metric))
-        if case.stat is None or case.stat.p_value is None:
-            case.skip = (case.stat.note if case.stat else None) or "no interval for this metric"
+        if case.stat is None or case.stat.verdict is None:
+            case.skip = (case.stat.note if case.stat else None) or "no verdict for this metric"
+        elif case.inconclusive:
+            case.skip = "inconclusive: " + case.explain()
+
+
+def summary(cases: Sequence[Case]) -> str:
+    """One line for the end of a regression run: what real evidence was checked, and how it came out."""
+    real = [c for c in cases if c.real]
+    files = {c.path for c in real}
+    verdict = {v: sum(1 for c in real if c.stat and c.stat.verdict == v) for v in verdicts.VERDICTS}
+    skipped = sum(1 for c in cases if c.skip and not c.inconclusive)
+    return (
+        f"regression: {len(files)} real (non-simulated, full) results checked, {len(real)} scores: "
+        + ", ".join(f"{n} {v}" for v, n in verdict.items())
+        + f"; {skipped} cases skipped"
+    )
 
 
 def collect(

@@ -1,8 +1,17 @@
 """The paper's reported scores, read from tables/reported/*.yaml (one file per paper table).
 
-Each file names its source table; values are strings exactly as printed (their decimals set
-how reproduced values are printed). Loading validates everything against the benchmark
-registry and checkpoints.lock, and checks that a score printed in two tables agrees.
+Each file names its source table and holds exactly the columns that table prints, in its
+order; values are strings exactly as printed (their decimals set how reproduced values are
+printed). Loading validates everything against the benchmark registry and checkpoints.lock,
+and checks that a score printed in two tables agrees.
+
+Provenance: the paper prints some scores in several tables (DPO-1130's in Tables 6 and 9,
+SmolLM2-1.7B-Instruct's in Tables 3, 6 and 9). `ReportedScores.get` credits a score to the
+FIRST table that prints it in the paper's order (Table 3, 6, 8, 9, then model cards): its
+`source` names that table and `printed_in` lists every table that prints it. So SFT scores
+come from Table 3, DPO scores from Table 6, SmolLM2-1.7B-Instruct's from Table 3, and
+Llama-3.2-1B-Instruct's and Qwen2.5-1.5B-Instruct's from Table 9, the only table with them.
+`ReportedTable.value` is one table's own print (its `source` is that table).
 
 Besides the paper's tables and the Reinforced model card, a `protocol-check` file holds the
 published scores of a real model that is not a paper artefact (SmolLM2-135M-Instruct's model
@@ -14,7 +23,7 @@ only, and rows the suite cannot evaluate are kept as data, marked `evaluated: fa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +65,7 @@ class Reported:
     value: float  # percent
     text: str  # as printed
     source: str  # "paper Table 6", or the model card (protocol check: its URL and the card's row)
+    printed_in: tuple[str, ...] = ()  # every table that prints this score (ReportedScores.get fills it)
 
     @property
     def decimals(self) -> int:
@@ -259,12 +269,18 @@ class ReportedScores:
     tables: tuple[ReportedTable, ...]  # paper tables by number, then model cards
 
     def get(self, model: str, metric: Metric) -> Reported | None:
-        """The reference value: the paper's, else a model card's (its `source` says which)."""
-        for table in self.tables:
-            found = table.value(model, metric)
-            if found is not None:
-                return found
-        return None
+        """The reference value, credited to the first table that prints it (module docstring).
+
+        The paper's, else a model card's; `source` names the table, `printed_in` every table.
+        """
+        prints = [(t, v) for t in self.tables if (v := t.value(model, metric)) is not None]
+        if not prints:
+            return None
+        return replace(prints[0][1], printed_in=tuple(t.source for t, _ in prints))
+
+    def credited(self, model: str, metric: Metric) -> ReportedTable | None:
+        """The table `get` credits for this score (the first that prints it), or None."""
+        return next((t for t in self.tables if t.value(model, metric) is not None), None)
 
     def model_kind(self, model: str) -> str | None:
         for table in self.tables:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalsuite import benchmarks as registry
 from evalsuite import item_stats
 from evalsuite import results as results_fmt
 from evalsuite.item_stats import ItemData
@@ -49,6 +50,37 @@ class Run:
     @property
     def is_ablation(self) -> bool:
         return all(k in self.results.settings for k in self.ablation_keys)
+
+    @property
+    def training_seed(self) -> int | None:
+        """The seed of a model retrained with `python -m repro` (from its manifest), else None."""
+        seed = self.results.settings.get("training_seed")
+        return int(seed) if isinstance(seed, int) else None
+
+    @property
+    def retrained(self) -> bool:
+        """Trained by this suite from a recipe, rather than a published checkpoint re-evaluated."""
+        return self.results.model.source == "repro-output" or self.training_seed is not None
+
+    @property
+    def partial(self) -> str | None:
+        """Why this run is not evidence about the full benchmarks (None when it is).
+
+        Partial runs are shown, never used by claims or regression checks.
+        """
+        if self.limit is not None:
+            return f"--limit {self.limit} run (the first items only)"
+        sample = self.results.settings.get("sample")
+        if sample is not None:
+            return f"--sample {sample} run (a seeded sample of items per (sub)task)"
+        short = []
+        for name, bench in self.results.benchmarks.items():
+            full = registry.full_items(name)
+            if full is not None and bench.n < full:
+                short.append(f"{name} {bench.n} of {full}")
+        if short:
+            return "fewer items than the full set (truncated data?): " + ", ".join(short)
+        return None
 
 
 def find(dirs: Sequence[Path]) -> list[Path]:
@@ -134,14 +166,43 @@ def load_runs(
             runs = list(pool.map(_load_star, jobs))
     else:
         runs = [_load_star(j) for j in jobs]
-    seen: dict[str, Path] = {}
+    check_unique(runs)
+    return runs
+
+
+def check_unique(runs: Sequence[Run]) -> None:
+    """One results file per model, except the training seeds of one retrained recipe."""
+    seen: dict[str, list[Run]] = {}
     for run in runs:
         if run.is_ablation:
             continue
-        if run.label in seen:
-            raise UsageError(
-                f"two results for model {run.label!r}: {seen[run.label]} and {run.path}; "
-                "pass --results folders that hold one of them"
-            )
-        seen[run.label] = run.path
-    return runs
+        for other in seen.get(run.label, []):
+            if not _seed_siblings(other, run):
+                raise UsageError(
+                    f"two results for model {run.label!r}: {other.path} and {run.path}; pass --results "
+                    "folders that hold one of them (retrained runs of one recipe with different "
+                    "training seeds are pooled)"
+                )
+        seen.setdefault(run.label, []).append(run)
+
+
+def _seed_siblings(a: Run, b: Run) -> bool:
+    """Two retrained runs of one recipe that differ in their training seed: pooled, not a clash."""
+    return (
+        a.retrained
+        and b.retrained
+        and a.training_seed is not None
+        and b.training_seed is not None
+        and a.training_seed != b.training_seed
+    )
+
+
+def seed_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """The table runs by label, seeds of one recipe together (lowest training seed first)."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        if not run.is_ablation:
+            groups.setdefault(run.label, []).append(run)
+    for members in groups.values():
+        members.sort(key=lambda r: (r.training_seed is None, r.training_seed or 0, str(r.path)))
+    return groups

@@ -51,21 +51,23 @@ METRIC = {
 ID_FIELDS = ("id", "question_id", "key", "ind")
 
 
-def _run_profile(res: Resolved) -> str | None:
-    """The `python -m repro` profile that produced a run folder's final/, from its manifest."""
+def _manifest(res: Resolved) -> dict[str, Any]:
+    """The `python -m repro` manifest of a run folder's final/ ({} for any other model)."""
     if res.source != "repro-output":
-        return None
+        return {}
     try:
-        return json.loads((res.path.parent / "manifest.json").read_text(encoding="utf-8")).get("profile")
+        found = json.loads((res.path.parent / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _label(spec: str, res: Resolved) -> str:
-    if res.source == "repro-output":  # outputs/<recipe>/final -> the recipe name
-        name = res.name or res.path.parent.name
+    if res.source == "repro-output":  # outputs/<recipe>[-seedN]/final -> the recipe name
+        manifest = _manifest(res)
+        name = manifest.get("recipe") or res.name or res.path.parent.name
         # A smoke run (tiny model, in-repo data) must never fill the paper's column of its recipe.
-        return f"{name}-smoke" if _run_profile(res) == "smoke" else name
+        return f"{name}-smoke" if manifest.get("profile") == "smoke" else name
     if res.name:
         return res.name
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec.rstrip("/")).name or spec)
@@ -353,6 +355,8 @@ def evaluate(
     run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}
     if sample is not None:
         run_settings.update({"sample": sample, "sample_seed": seed})
+    if isinstance(_manifest(res).get("seed"), int):  # tables pool the seeds of one recipe
+        run_settings["training_seed"] = _manifest(res)["seed"]
     if kind == "reward-model":
         chosen_backend = "hf"
         bench_results = reward.evaluate(

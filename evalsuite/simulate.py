@@ -18,17 +18,21 @@ from evalsuite import benchmarks as registry
 from evalsuite import item_stats
 from evalsuite import results as results_fmt
 
-# Item counts of the full benchmarks (../shared/spec/eval-protocol.md), as (subtask, n).
+# The full benchmarks (registry.FULL_ITEMS) as (subtask, n).
 # BBH: 27 subsets of 250 items except three (187, 146, 178); names are placeholders here.
 BBH_SIZES = [250] * 24 + [187, 146, 178]
+_FULL: dict[str, int] = {k: v for k, v in registry.FULL_ITEMS.items() if v is not None}
 SHAPES: dict[str, list[tuple[str, int]]] = {
     "arc": [("ARC-Easy", 2376), ("ARC-Challenge", 1172)],
     "bbh": [(f"bbh-subset-{i + 1:02d}", n) for i, n in enumerate(BBH_SIZES)],
-    "gsm8k": [("gsm8k", 1319)],
-    "hellaswag": [("hellaswag", 10042)],
-    "ifeval": [("ifeval", 541)],
-    "mmlu_pro": [(f"mmlu-pro-category-{i + 1:02d}", 12032 // 14 + (i < 12032 % 14)) for i in range(14)],
-    "piqa": [("piqa", 1838)],
+    "gsm8k": [("gsm8k", _FULL["gsm8k"])],
+    "hellaswag": [("hellaswag", _FULL["hellaswag"])],
+    "ifeval": [("ifeval", _FULL["ifeval"])],
+    "mmlu_pro": [
+        (f"mmlu-pro-category-{i + 1:02d}", _FULL["mmlu_pro"] // 14 + (i < _FULL["mmlu_pro"] % 14))
+        for i in range(14)
+    ],
+    "piqa": [("piqa", _FULL["piqa"])],
     "ufb": [("ufb", 2000)],  # size of the simulation only
 }
 IFEVAL_INSTRUCTIONS = 834

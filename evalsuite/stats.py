@@ -9,6 +9,7 @@ exact resampling distributions in O(resamples x types) instead of O(resamples x 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -196,3 +197,66 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Spearman rank correlation and its two-sided p-value (scipy)."""
     res = stats.spearmanr(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     return float(res.statistic), float(res.pvalue)
+
+
+EXACT_PERMUTATION_MAX_N = 8  # 8! = 40,320 orderings: enumerated; beyond, a seeded Monte Carlo
+
+
+@dataclass(frozen=True)
+class RankTrend:
+    """Spearman's rho with a permutation p-value (see `spearman_permutation`)."""
+
+    rho: float
+    p_value: float
+    method: str  # "exact permutation (all 24 orderings)" | "Monte Carlo permutation (...)"
+    smallest_p: float  # the smallest p-value this test can give for these points
+    n: int
+
+
+def spearman_permutation(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    exact_max_n: int = EXACT_PERMUTATION_MAX_N,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> RankTrend:
+    """Spearman's rho of x and y and its two-sided permutation p-value, valid at any n.
+
+    rho is scipy's statistic: the Pearson correlation of average ranks (ties share their
+    mean rank). Under H0 every assignment of the y values to the x values is equally likely,
+    so p = P(|rho*| >= |rho|) over the permutations of y: all n! of them when
+    n <= exact_max_n (an exact p; with 4 points the smallest is 2/24 = 1/12), else `resamples`
+    seeded random ones with the +1 correction, p = (hits + 1) / (resamples + 1).
+    scipy's `spearmanr` p-value is asymptotic (a t approximation) and reaches p ~ 0 with four
+    points. rho and p are NaN when x or y does not vary.
+    """
+    rx = stats.rankdata(np.asarray(x, dtype=float))
+    ry = stats.rankdata(np.asarray(y, dtype=float))
+    n = int(rx.size)
+    if n != ry.size:
+        raise ValueError("x and y need the same length")
+    cx, cy = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float(cx @ cx) * float(cy @ cy))
+    if n < 2 or denominator == 0.0:
+        return RankTrend(math.nan, math.nan, "not computed: no variation", math.nan, n)
+    rho = float(np.clip(cx @ cy / denominator, -1.0, 1.0))
+    exact = n <= exact_max_n
+    if exact:
+        orderings = np.array(list(itertools.permutations(range(n))), dtype=np.intp)
+        null = cy[orderings] @ cx / denominator
+        method = f"exact permutation (all {orderings.shape[0]} orderings)"
+    else:
+        rng = np.random.default_rng(seed)
+        null = rng.permuted(np.tile(cy, (resamples, 1)), axis=1) @ cx / denominator
+        method = f"Monte Carlo permutation ({resamples} resamples, seed {seed})"
+    # rho takes discrete values; equal ones may differ by float rounding, and count as extreme
+    tol = 1e-9
+    hits = int(np.count_nonzero(np.abs(null) >= abs(rho) - tol))
+    if exact:
+        p = hits / null.size
+        smallest = int(np.count_nonzero(np.abs(null) >= float(np.abs(null).max()) - tol)) / null.size
+    else:
+        p = (hits + 1) / (resamples + 1)
+        smallest = 1 / (resamples + 1)
+    return RankTrend(rho, float(min(1.0, p)), method, float(smallest), n)

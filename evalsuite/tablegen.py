@@ -1,15 +1,20 @@
 """The paper's tables in its layout (Markdown and LaTeX), with the statistics beside them.
 
 A cell shows the reproduced score when results exist, else the reported value marked with a
-dagger; the best value of each row is bold. Tables 2, 5 and 7 come from repro.hparam_tables.
-A protocol-check file (a real model's card, evalsuite.reported) gets one "protocol check"
-table instead: per results folder of that model, card value against reproduced value with
-the same statistics and verdict as the paper's tables.
+dagger; the best value of each row is bold. Tables 3 and 6 have the paper's three columns,
+Table 9 all seven; Tables 2, 5 and 7 come from repro.hparam_tables (recipes, plus the Tulu 3
+reference columns the paper prints). Under each score table, "reproduced vs reported" lists
+each (model, metric) once: under the table its reported value is credited to (the first that
+prints it, evalsuite.reported), with the tolerance verdict of evalsuite.analysis and its
+reason as a footnote. A protocol-check file (a real model's card, evalsuite.reported) gets one
+"protocol check" table instead: per results folder of that model, card value against reproduced
+value with the same verdict as the paper's tables. Every p-value is printed by `format_p`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +27,8 @@ from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
 from evalsuite.analysis import Report, ScoreStat
 from evalsuite.claims import ClaimResult
-from evalsuite.reported import Reported, ReportedScores, ReportedTable
-from repro import hparam_tables, recipe
+from evalsuite.reported import Metric, Reported, ReportedScores, ReportedTable
+from repro import hparam_tables
 
 Fmt = Literal["md", "latex"]
 REPORTED_MARK = "†"
@@ -55,10 +60,34 @@ def _fmt(value: float | None, decimals: int = 1) -> str:
     return "–" if value is None else f"{value:.{decimals}f}"
 
 
-def _p(p: float | None) -> str:
-    if p is None:
+P_FLOOR = 1e-4  # below what 10,000 resamples resolve; exact tests print the same floor
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as every table prints it (Markdown and LaTeX): '< 1e-4' below the floor."""
+    if p is None or not math.isfinite(p):
         return "–"
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+    if p < P_FLOOR:
+        return "< 1e-4"
+    return f"{p:.4f}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _signed(value: float | None) -> str:
+    """A difference in points, signed; one that rounds to zero prints +0.00, never -0.00."""
+    if value is None:
+        return "–"
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
+def _source(rep: dict[str, Any]) -> str:
+    """'Table 6', or 'Table 6; also Table 9', or 'model card' (a reported value's provenance)."""
+
+    def short(source: str) -> str:
+        return source.removeprefix("paper ") if source.startswith("paper ") else "model card"
+
+    first = short(rep["source"])
+    others = [short(s) for s in rep.get("printed_in") or () if short(s) != first]
+    return first + (f"; also {', '.join(others)}" if others else "")
 
 
 def _columns(table: ReportedTable, report: Report, reported: ReportedScores) -> list[tuple[str, str]]:
@@ -113,60 +142,124 @@ def score_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
     return Grid(title, headers, rows, notes)
 
 
-def verdict(s: ScoreStat) -> str:
-    """Reproduced vs reported, in words: why it was not tested, else Holm-significant or not."""
-    return s.note or ("" if s.significant is None else ("differs" if s.significant else "consistent"))
+VERDICTS = (
+    "Reproduced vs reported: a score is reproduced when it lies in the band around the reported "
+    "value that counts as the same score: the benchmark's harness tolerance (tables/tolerances.yaml) "
+    "plus half the last printed digit, widened by the training-seed spread when several seeds of a "
+    "retrained recipe are pooled; not reproduced when it lies outside; inconclusive when that cannot "
+    "be decided (one training seed and a gap beyond the tolerance, or a sample's interval straddling "
+    "the band); partial runs (--limit, truncated sets) are shown, never judged. 95% interval: item "
+    "sampling (Wilson or bootstrap over items), or a t interval over training seeds when pooled. The "
+    "reported score was measured on the same items, so item sampling alone does not separate the two: "
+    "the item-sampling p-value of reproduced = reported is in statistics.json as information only."
+)
+VERDICT_NOTE = (
+    "reproduced / not reproduced: inside / outside the band reported ± tolerance (tables/tolerances.yaml, "
+    "plus half the printed digit; wider with pooled training seeds); inconclusive: undecided; partial: "
+    "never judged. A footnote gives the reason wherever it says more than the row (how the verdict is "
+    "reached: see the document's introduction). Reported: the table the value is credited to (the first "
+    "that prints it), and the other tables that print it."
+)
+
+
+def _verdict_cells(s: ScoreStat) -> tuple[str, str]:
+    """(short verdict, reason) of one reproduced-vs-reported score."""
+    if s.verdict is not None:
+        return s.verdict, s.verdict_reason or ""
+    if s.reported is None:
+        return "–", "the paper reports no score here: nothing to compare"
+    if s.partial is not None or s.note is not None:
+        return "partial", s.note or f"partial: {s.partial}"
+    return "–", s.note or ""
 
 
 def _interval_text(ci: dict[str, Any] | None) -> str:
     return f"[{ci['low']:.2f}, {ci['high']:.2f}] {ci['method']}" if ci else "–"
 
 
+def _footnoted(rows: list[tuple[list[Cell], str]], notes: list[str]) -> list[list[Cell]]:
+    """Rows whose last cell is a verdict: each reason a numbered footnote [k], shared by equal reasons."""
+    seen: dict[str, int] = {}
+    for cells, reason in rows:
+        if reason:
+            if reason not in seen:
+                notes.append(f"[{len(notes) + 1}] {reason[0].upper()}{reason[1:]}.")
+                seen[reason] = len(notes)
+            cells[-1].text += f" [{seen[reason]}]"
+    return [cells for cells, _ in rows]
+
+
+def _compared(s: ScoreStat) -> bool:
+    """Judged against its reported value (a partial run, e.g. --limit, is shown but never compared)."""
+    return s.verdict is not None
+
+
+def _plain(s: ScoreStat) -> bool:
+    """Reproduced inside reported ± tolerance, on a full run: the row says it all, no footnote."""
+    if s.verdict != "reproduced" or s.band is None or s.tolerance is None or s.partial is not None:
+        return False
+    return abs((s.band["high"] - s.band["low"]) / 2 - s.tolerance) < 1e-9
+
+
+def credited_table(report: Report, reported: ReportedScores, model: str, metric: str) -> str | None:
+    """Key of the table whose reproduced-vs-reported block lists (model, metric): exactly one.
+
+    The table its reported value is credited to (the first that prints it); a model the paper
+    does not report joins the widest table of its kind, as in `_columns`.
+    """
+    table = reported.credited(model, Metric.parse(metric))
+    if table is None:
+        table = next((t for t in reported.tables if t.column_of(model) is not None), None)
+    if table is None:
+        kind = next((m.kind for m in report.models if m.label == model), None)
+        same = [t for t in reported.tables if t.model_kind == kind and t.kind == "paper"]
+        table = max(same, key=lambda t: len(t.columns)) if same else None
+    return table.key if table is not None else None
+
+
 def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -> Grid | None:
-    """Reproduced vs reported for the table's columns that have results."""
+    """Reproduced vs reported for the scores credited to this table (each score in one table only)."""
+    models = {m.label: m for m in report.models}
     labels = {str(r.metric): r.label for r in table.rows}
-    rows = []
+    found: list[tuple[str, ScoreStat]] = []
     for model, header in _columns(table, report, reported):
         for row in table.rows:
             s: ScoreStat | None = report.score(model, row.metric)
-            if s is None:
-                continue
-            own = table.value(model, row.metric)  # equal to s.reported (checked on load); this table's print
-            rows.append(
-                [
-                    Cell(header),
-                    Cell(labels[s.metric]),
-                    Cell(_fmt(s.value, 2)),
-                    Cell(_interval_text(s.interval)),
-                    Cell(own.text if own else "–"),
-                    Cell(_fmt(s.difference, 2)),
-                    Cell("–" if s.inside is None else ("yes" if s.inside else "no")),
-                    Cell(_p(s.p_value)),
-                    Cell(_p(s.p_holm)),
-                    Cell(verdict(s)),
-                ]
-            )
-    if not rows:
+            if s is not None and credited_table(report, reported, model, s.metric) == table.key:
+                found.append((header, s))
+    if not found:
         return None
-    headers = [
-        "model",
-        "metric",
-        "reproduced",
-        "95% interval",
-        "reported",
-        "diff",
-        "reported inside",
-        "p",
-        "p (Holm)",
-        "verdict",
-    ]
-    notes = [
-        "p: two-sided test of reproduced = reported given item sampling error (score test for one "
-        "accuracy, the test the Wilson interval inverts; bootstrap percentile inversion for "
-        "averages); Holm over the metrics of each results file."
-    ]
+    seeded = any(s.seeds is not None for _, s in found)
+    notes: list[str] = []
+    rows = []
+    for header, s in found:
+        verdict, reason = _verdict_cells(s)
+        name = header + (" (simulated)" if models[s.model].simulated else "")
+        cells = [
+            Cell(name),
+            Cell(labels[s.metric]),
+            Cell(_fmt(s.value, 2)),
+            Cell(_interval_text(s.interval)),
+            Cell(f"{s.reported['text']} ({_source(s.reported)})" if s.reported else "–"),
+            Cell(_signed(s.difference) if _compared(s) else "–"),
+            Cell("–" if s.tolerance is None else f"±{s.tolerance:.2f}"),
+        ]
+        if seeded:
+            cells.append(Cell(_seeds_text(s)))
+        cells.append(Cell(verdict))
+        rows.append((cells, "" if _plain(s) else reason))
+    body = _footnoted(rows, notes)
+    headers = ["model", "metric", "reproduced", "95% interval", "reported (source)", "diff", "tolerance"]
+    headers += ["training seeds"] if seeded else []
+    headers += ["verdict"]
     name = f"Table {table.number}" if table.number else table.title
-    return Grid(f"{name}: reproduced vs reported", headers, rows, notes)
+    return Grid(f"{name}: reproduced vs reported", headers, body, [VERDICT_NOTE, *notes])
+
+
+def _seeds_text(s: ScoreStat) -> str:
+    if s.seeds is None:
+        return "published checkpoint"
+    return f"{s.seeds}" + ("" if s.seed_sd is None else f" (sd {s.seed_sd:.2f})")
 
 
 # --- protocol check: a real model against its own model card ------------------------------------
@@ -190,12 +283,16 @@ class ProtocolRow:
     simulated: bool = False
     interval: dict[str, Any] | None = None
     difference: float | None = None
-    inside: bool | None = None
-    p_value: float | None = None
+    inside: bool | None = None  # information, as in analysis.ScoreStat
+    p_value: float | None = None  # information, as in analysis.ScoreStat
     test: str | None = None
-    p_holm: float | None = None
-    significant: bool | None = None
+    tolerance: float | None = None
+    band: dict[str, float] | None = None
+    partial: str | None = None
+    # reproduced | not reproduced | inconclusive (analysis), or: partial | no results | no result |
+    # not evaluated; verdict_reason says why
     verdict: str = ""
+    verdict_reason: str = ""
     extra: dict[str, float] = field(default_factory=dict)  # IFEval: both averages and all four scores
 
 
@@ -203,8 +300,8 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
     """Every results folder of the card's model (label = its model, or model-<variant>), row by row.
 
     The statistics are the report's own reproduced-vs-reported ones (evalsuite.analysis: the
-    same intervals, tests, Holm family and verdict as the paper's tables); without results,
-    one block shows the card's values.
+    same intervals, tolerance and verdict as the paper's tables); without results, one block
+    shows the card's values.
     """
     col = table.columns[0]
     runs = [m for m in report.models if table.column_of(m.label) is not None]
@@ -226,18 +323,20 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
             )
             s = report.score(label, row.metric) if m else None
             if m is None:
-                pr.verdict = f"no results: evaluate the model with `evalsuite run --label {col.model}`"
+                pr.verdict = "no results"
+                pr.verdict_reason = f"evaluate the model with `evalsuite run --label {col.model}`"
                 out.append(pr)
                 continue
             pr.limit, pr.simulated, pr.sample = m.limit, m.simulated, sample
             if s is None:
-                pr.verdict = "no result for this benchmark in the results folder"
+                pr.verdict = "no result"
+                pr.verdict_reason = "no result for this benchmark in the results folder"
             else:
                 pr.reproduced, pr.n, pr.interval, pr.extra = s.value, s.n, s.interval, dict(s.extra)
-                pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
-                pr.p_holm, pr.significant, pr.verdict = s.p_holm, s.significant, verdict(s)
-                if m.limit is not None and s.p_value is None:  # analysis leaves --limit runs untested
-                    pr.verdict = f"partial (--limit {m.limit} run): not comparable with the card"
+                pr.tolerance, pr.band, pr.partial = s.tolerance, s.band, s.partial
+                pr.verdict, pr.verdict_reason = _verdict_cells(s)
+                if _compared(s):  # a partial run is shown, not compared: no difference or test
+                    pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
             out.append(pr)
         for ne in table.not_evaluated:
             out.append(
@@ -251,7 +350,8 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
                     _reported(ne.values[j]),
                     limit=m.limit if m else None,
                     simulated=bool(m and m.simulated),
-                    verdict=f"not evaluated by the suite: {ne.why}",
+                    verdict="not evaluated",
+                    verdict_reason=f"not evaluated by the suite: {ne.why}",
                 )
             )
     return out
@@ -263,39 +363,35 @@ def _reported(rep: Reported) -> dict[str, Any]:
 
 def protocol_grid(table: ReportedTable, report: Report) -> Grid:
     rows = []
+    notes: list[str] = []
     ifeval: dict[str, dict[str, float]] = {}
     for r in protocol_check(table, report):
         if r.benchmark == "ifeval" and r.extra:
             ifeval[r.model] = r.extra
-        rows.append(
-            [
-                Cell(r.model + (" (simulated)" if r.simulated else "")),
-                Cell(r.column),
-                Cell(r.card_row),
-                Cell(r.reported["text"]),
-                Cell(
-                    _fmt(r.reproduced, 2), mark=LIMITED_MARK if r.limit and r.reproduced is not None else ""
-                ),
-                Cell("–" if r.n is None else f"{r.n}{' (sampled)' if r.sample else ''}"),
-                Cell(_interval_text(r.interval)),
-                Cell(_fmt(r.difference, 2)),
-                Cell("–" if r.inside is None else ("yes" if r.inside else "no")),
-                Cell(_p(r.p_value)),
-                Cell(_p(r.p_holm)),
-                Cell(r.verdict),
-            ]
-        )
+        cells = [
+            Cell(r.model + (" (simulated)" if r.simulated else "")),
+            Cell(r.column),
+            Cell(r.card_row),
+            Cell(r.reported["text"]),
+            Cell(_fmt(r.reproduced, 2), mark=LIMITED_MARK if r.limit and r.reproduced is not None else ""),
+            Cell("–" if r.n is None else f"{r.n}{' (sampled)' if r.sample else ''}"),
+            Cell(_interval_text(r.interval)),
+            Cell(_signed(r.difference)),
+            Cell("–" if r.tolerance is None else f"±{r.tolerance:.2f}"),
+            Cell(r.verdict),
+        ]
+        plain = r.verdict == "reproduced" and not r.sample  # inside ± tolerance: the row says it all
+        rows.append((cells, "" if plain else r.verdict_reason))
     model = table.columns[0].model
     headline = registry.get("ifeval").headline.__name__
     card_ifeval = next((r.source_row for r in table.rows if r.metric.benchmark == "ifeval"), None)
-    notes = [
+    head = [
         f"Reported: {table.source}, {table.url}; each value is the card row named beside it. Rows: every "
         f"results folder labelled {model} (or {model}-<variant>, e.g. {model}-q4_1).",
-        "Verdict: the reproduced-vs-reported test of the paper's tables (score test for one accuracy, "
-        "bootstrap percentile inversion for averages; Holm over the benchmarks of each results folder): "
-        f"consistent, or differs at alpha = {report.settings.alpha}. {LIMITED_MARK}: a --limit run on "
-        "part of the items (partial): not compared with the card; (sampled): a seeded random sample "
-        "of items per (sub)task (`evalsuite run --sample`), compared, with its wider interval.",
+        "Verdict: the reproduced-vs-reported judgement of the paper's tables (tolerance band around the "
+        f"card's value, tables/tolerances.yaml). {LIMITED_MARK}: a --limit run on part of the items "
+        "(partial): not compared with the card; (sampled): a seeded random sample of items per "
+        "(sub)task (`evalsuite run --sample`), judged by its interval against the band.",
     ]
     if card_ifeval:
         text = (
@@ -308,12 +404,13 @@ def protocol_grid(table: ReportedTable, report: Report) -> Grid:
                     f" {label}: strict average {extra['average_strict']:.2f}, "
                     f"loose average {extra['average_loose']:.2f}."
                 )
-        notes.append(text)
-    if any(r[0].text.endswith("(simulated)") for r in rows):
-        notes.append("SIMULATED: rows marked (simulated) come from simulated items, not from a model.")
+        head.append(text)
+    body = _footnoted(rows, notes)
+    if any(r[0].text.endswith("(simulated)") for r in body):
+        head.append("SIMULATED: rows marked (simulated) come from simulated items, not from a model.")
     headers = ["model", "benchmark", "card row", "reported", "reproduced", "n", "95% interval", "diff",
-               "reported inside", "p", "p (Holm)", "verdict"]  # fmt: skip
-    return Grid(table.title, headers, rows, notes)
+               "tolerance", "verdict"]  # fmt: skip
+    return Grid(table.title, headers, body, [*head, *notes])
 
 
 def protocol_checks(report: Report, reported: ReportedScores) -> list[ProtocolRow]:
@@ -321,20 +418,33 @@ def protocol_checks(report: Report, reported: ReportedScores) -> list[ProtocolRo
     return [r for t in reported.protocol_checks() for r in protocol_check(t, report)]
 
 
-def comparisons_grid(report: Report) -> Grid | None:
+def holm_family(report: Report) -> str:
+    """Which model-vs-model comparisons were made and which family Holm adjusted over."""
+    pairs = (
+        "every pair of models of the same kind (--all-pairs)"
+        if report.settings.all_pairs
+        else "only the pairs the paper compares (its claims, tables/claims.yaml; --all-pairs for every pair)"
+    )
+    return f"Pairs: {pairs}. Holm family: the benchmarks compared for one pair of models, per pair."
+
+
+def comparisons_grid(report: Report, reported: ReportedScores | None = None) -> Grid | None:
+    """Model vs model, with the paper's column headers and benchmark names."""
+    headers_of = {m.label: m.header for m in report.models}
+    columns = {str(r.metric): r.label for t in (reported.tables if reported else ()) for r in t.rows}
     rows = []
     for c in report.comparisons:
         ci = c.interval
         rows.append(
             [
-                Cell(c.a),
-                Cell(c.b),
-                Cell(c.benchmark),
-                Cell(_fmt(c.difference, 2)),
+                Cell(headers_of.get(c.a, c.a)),
+                Cell(headers_of.get(c.b, c.b)),
+                Cell(columns.get(c.benchmark, c.benchmark)),
+                Cell(_signed(c.difference)),
                 Cell(f"[{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "–"),
                 Cell(c.test or "–"),
-                Cell(_p(c.p_value)),
-                Cell(_p(c.p_holm)),
+                Cell(format_p(c.p_value)),
+                Cell(format_p(c.p_holm)),
                 Cell(
                     c.note or ("" if c.significant is None else ("significant" if c.significant else "n.s."))
                 ),
@@ -342,30 +452,41 @@ def comparisons_grid(report: Report) -> Grid | None:
         )
     if not rows:
         return None
-    headers = ["a", "b", "benchmark", "a - b", "95% interval (paired)", "test", "p", "p (Holm)", ""]
+    headers = ["a", "b", "benchmark", "a - b", "95% interval (paired)", "test", "p", "p (Holm)", "result"]
     notes = [
-        "Items matched by id; Holm over the benchmarks compared for each pair. Interval: normal, on "
-        "the variance of the paired item bootstrap (closed form; delta method for IFEval)."
+        f"{holm_family(report)} Items matched by id. Interval: normal, on the variance of the paired "
+        "item bootstrap (closed form; delta method for IFEval). significant: Holm-adjusted p < "
+        f"alpha = {report.settings.alpha}."
     ]
-    return Grid("Model vs model on the same items", headers, rows, notes)
+    count = f"{len(rows)} comparison{'s' if len(rows) != 1 else ''}"
+    return Grid(f"Model vs model on the same items ({count})", headers, rows, notes)
 
 
-def claims_grid(results: Sequence[ClaimResult]) -> Grid:
+CLAIM_VERDICTS = (
+    "Verdicts: supported (every comparison significant with the claimed sign); contradicted (one "
+    "significant the other way); smaller than claimed / larger than claimed (the claimed direction, "
+    "but the effect's interval lies below / above the paper's reported difference); inconclusive "
+    "(otherwise, or results missing). p: the largest of the claim's comparisons (intersection-union)."
+)
+
+
+def claims_grid(results: Sequence[ClaimResult], caveats: bool = True) -> Grid:
     rows = [
-        [Cell(str(c.id)), Cell(c.text), Cell(c.verdict), Cell(_p(c.p_value)), Cell(c.reason)] for c in results
+        [Cell(str(c.id)), Cell(c.text), Cell(c.verdict), Cell(format_p(c.p_value)), Cell(c.reason)]
+        for c in results
     ]
-    return Grid("The paper's claims", ["#", "claim", "verdict", "p", "why"], rows)
+    notes = [CLAIM_VERDICTS]
+    notes += [f"Claim {c.id} caveat: {c.caveat}" for c in results if c.caveat and caveats]
+    return Grid("The paper's claims", ["#", "claim", "verdict", "p", "why"], rows, notes)
 
 
 @functools.lru_cache(maxsize=1)
 def hparam_grids() -> tuple[Grid, ...]:
-    """Tables 2, 5, 7 from the recipes (cached: the recipes are parsed once per process)."""
-    grids = []
-    for title, names, scale in hparam_tables.TABLES:
-        headers = ["", *(recipe.load(n).paper_name for n in names)]
-        rows = [[Cell(str(v)) for v in row] for row in hparam_tables.rows(names, scale)]
-        grids.append(Grid(f"{title} (from repro/recipes)", headers, rows))
-    return tuple(grids)
+    """Tables 2, 5, 7: recipes plus the paper's Tulu 3 columns (cached: parsed once per process)."""
+    return tuple(
+        Grid(t.title, t.headers, [[Cell(v) for v in row] for row in t.rows], t.notes)
+        for t in hparam_tables.tables()
+    )
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -384,6 +505,8 @@ LATEX_SPECIALS = {
     "<": r"\textless{}",
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
+    "±": r"\ensuremath{\pm}",  # not in pdflatex's default utf8 set in every setup
+    "Δ": r"\ensuremath{\Delta}",  # claims quote the abstract's "Δ11%"
 }
 LATEX_MARKS = {REPORTED_MARK: r"\textsuperscript{\dag}", LIMITED_MARK: r"\textsuperscript{\ddag}"}
 
@@ -435,7 +558,7 @@ def grids(report: Report, reported: ReportedScores) -> list[Grid]:
         gs = [score_grid(table, report, reported), *([st] if st else [])]
         numbered.append((float(table.number) if table.number else 1000.0 + i, gs))
     out = [g for _, gs in sorted(numbered, key=lambda x: x[0]) for g in gs]
-    comp = comparisons_grid(report)
+    comp = comparisons_grid(report, reported)
     if comp is not None:
         out.append(comp)
     out.append(claims_grid(report.claims))
@@ -448,6 +571,7 @@ def document(report: Report, reported: ReportedScores, fmt: Fmt, sources: Sequen
         f"Results read from: {', '.join(sources) or '(none)'}; models with results: "
         f"{', '.join(m.label for m in report.models) or 'none'}.",
         LEGEND,
+        VERDICTS,
         *report.notes,
     ]
     parts = [render(g, fmt) for g in grids(report, reported)]
@@ -467,7 +591,7 @@ def claims_document(report: Report) -> str:
         "every one is (intersection-union test: its p is the largest).",
         *report.notes,
         "",
-        render(claims_grid(report.claims), "md"),
+        render(claims_grid(report.claims, caveats=False), "md"),  # each claim's section has its caveat
     ]
     for claim in report.claims:
         rows = [
@@ -478,7 +602,7 @@ def claims_document(report: Report) -> str:
                 Cell(f"[{c.interval[0]:.2f}, {c.interval[1]:.2f}]" if c.interval else "–"),
                 Cell(_fmt(c.reported_effect, 2)),
                 Cell(c.test or "–"),
-                Cell(_p(c.p_value)),
+                Cell(format_p(c.p_value)),
                 Cell(str(c.n) if c.n else "–"),
                 Cell(c.reason or ""),
             ]
@@ -495,7 +619,12 @@ def claims_document(report: Report) -> str:
             "n",
             "note",
         ]
-        grid = Grid(f"Claim {claim.id}: {claim.verdict}", headers, rows, [claim.text])
+        said = f"{claim.text} (where the paper says it: {claim.source})" if claim.source else claim.text
+        notes = [said, *([f"Caveat: {claim.caveat}"] if claim.caveat else [])]
+        grid = Grid(f"Claim {claim.id}: {claim.verdict}", headers, rows, notes)
         parts.append(render(grid, "md", level=3))
-    parts.append("Effect: reproduced difference in points (better - worse), or Spearman's rho for trends.\n")
+    parts.append(
+        "Effect: reproduced difference in points (better - worse), or Spearman's rho for trends; "
+        "reported effect: the same difference in the paper's tables.\n"
+    )
     return "\n".join(parts)

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import sys
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,8 +45,13 @@ def generate(
     seed: int = 0,
     workers: int = 1,
     lock: Path | None = None,
+    all_pairs: bool = False,
 ) -> tuple[Report, list[Path]]:
-    """Everything `tables` writes; returns the report and the paths written (used by tests)."""
+    """Everything `tables` writes; returns the report and the paths written (used by tests).
+
+    all_pairs: compare every pair of models of the same kind, not only the pairs the paper
+    compares (analysis.Settings.all_pairs).
+    """
     from evalsuite import analysis, claims, forest, reported, result_set, tablegen
 
     if not 0.0 < alpha < 0.5:
@@ -65,7 +71,7 @@ def generate(
     runs = result_set.load_runs(
         paths, scores, workers=workers, ablation_keys=claims.ablation_keys(claim_list)
     )
-    settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed)
+    settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed, all_pairs=all_pairs)
     report = analysis.analyse(runs, scores, claim_list, settings)
     report.notes.extend(notes)
     sources = [str(d) for d in dirs]
@@ -81,7 +87,7 @@ def generate(
     }
     texts["statistics.json"] = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     texts["claims.md"] = tablegen.claims_document(report)
-    png = forest.forest_png(report)
+    png = forest.forest_png(report, scores)
     for name, text in texts.items():
         write_text(out / name, text)
     write_bytes(out / "forest.png", png)
@@ -106,12 +112,21 @@ def _cmd(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         lock=args.lock,
+        all_pairs=args.all_pairs,
     )
+    from evalsuite import tablegen
+
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{len(report.models)} models with results, {report.ablation_points} ablation points")
+    verdicts = Counter(s.verdict for s in report.scores if s.verdict is not None)
+    if verdicts:
+        print("reproduced vs reported: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+    if report.comparisons:
+        print(f"{len(report.comparisons)} model-vs-model comparisons. {tablegen.holm_family(report)}")
     for claim in report.claims:
-        print(f"claim {claim.id}: {claim.verdict} — {claim.reason}")
+        caveat = f" (caveat: {claim.caveat})" if claim.caveat else ""
+        print(f"claim {claim.id}: {claim.verdict} — {claim.reason}{caveat}")
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -153,6 +168,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resamples", type=_positive, default=10_000, help="bootstrap/permutation resamples (10000)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every resampling stream (default: 0)")
+    p.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="model-vs-model tests for every pair of models of the same kind with results (default: only "
+        "the pairs the paper compares, those of tables/claims.yaml); Holm still adjusts over the "
+        "benchmarks of each pair, and the output says which pairs were compared",
+    )
     p.add_argument(
         "--workers",
         type=_positive,

@@ -160,10 +160,12 @@ def detected_world_size() -> int:
 def _cmd_recipe(args: argparse.Namespace) -> int:
     from repro import run
 
-    chosen = recipe.apply_overrides(recipe.load(args.command), args.override)
+    seeded = [f"seed={args.seed}"] if args.seed is not None else []
+    chosen = recipe.apply_overrides(recipe.load(args.command), [*args.override, *seeded])
     lock = lockfile.load(args.lock)
     world = args.world_size or detected_world_size()
-    out = Path(args.out or run.profile_root(args.profile) / chosen.name)
+    folder = chosen.name if args.seed is None else f"{chosen.name}-seed{args.seed}"
+    out = Path(args.out or run.profile_root(args.profile) / folder)
     plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)
     if args.dry_run:
         print(dryrun.render(chosen, plan, lock, str(out)))
@@ -231,6 +233,13 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
             default=[],
             metavar="KEY=VALUE",
             help="change one recipe value (recorded in the manifest); repeatable",
+        )
+        p.add_argument(
+            "--seed",
+            type=int,
+            help="training seed (default: the recipe's, Tulu 3's 123); the run goes to outputs/NAME-seedN. "
+            "Evaluate several seeds of one recipe and `evalsuite tables` pools them to estimate the "
+            "seed-to-seed variance its verdicts need",
         )
         p.add_argument("--out", type=Path, help="output folder (default: outputs/NAME, or SMOLTULU_OUTPUTS)")
         p.add_argument(

@@ -95,3 +95,15 @@ def benchdata() -> Path:
             "their first rows): set SMOLTULU_BENCHDATA to a copy of shared/benchdata"
         )
     return path
+
+
+# `pytest -m regression` ends with what real evidence it checked (tests/test_regression.py).
+REGRESSION_CASES = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    cases = config.stash.get(REGRESSION_CASES, None)
+    if cases is not None:
+        from evalsuite import regression
+
+        terminalreporter.write_sep("-", regression.summary(cases))

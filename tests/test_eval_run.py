@@ -14,6 +14,8 @@ import pytest
 from conftest import ROOT, run_module
 
 from evalsuite import results as results_io
+from evalsuite import run_cmd
+from repro.resolve import Resolved
 
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -165,3 +167,17 @@ def test_demo_items_load_in_the_hub_layout() -> None:
             assert all(len(rows) >= 2 for rows in splits.values()), (name, subset)
     assert len(sources.read("gsm8k", DEMO_DATA / "gsm8k")["train"]) >= 5  # the 5-shot pool
     assert all(len(sources.read("bbh", DEMO_DATA / "bbh", s)["train"]) >= 4 for s in sources.BBH_SUBSETS)
+
+
+def test_a_seeded_run_folder_is_labelled_by_its_recipe(tmp_path: Path) -> None:
+    """outputs/dpo-1130-seed7/final evaluates as dpo-1130 with its training seed (tables pool seeds)."""
+    final = tmp_path / "dpo-1130-seed7" / "final"
+    final.mkdir(parents=True)
+    manifest = {"recipe": "dpo-1130", "profile": "real", "seed": 7}
+    (final.parent / "manifest.json").write_text(json.dumps(manifest))
+    res = Resolved(final, "repro-output")
+    assert run_cmd._label(str(final), res) == "dpo-1130"
+    assert run_cmd._manifest(res)["seed"] == 7
+    (final.parent / "manifest.json").write_text(json.dumps({**manifest, "profile": "smoke"}))
+    assert run_cmd._label(str(final), res) == "dpo-1130-smoke"
+    assert run_cmd._manifest(Resolved(final, "local")) == {}

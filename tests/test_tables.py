@@ -100,7 +100,7 @@ def test_reported_data_is_validated(tmp_path: Path, edit, needle: str) -> None:
 def test_claims_data_is_validated(tmp_path: Path) -> None:
     scores = reported.load()
     loaded = claims.load(scores)
-    assert [c.id for c in loaded] == [1, 2, 3, 4, 5, 6]
+    assert [c.id for c in loaded] == list(range(1, 12))
     assert loaded[5].trend is not None and loaded[5].trend.expect == {
         "arc": 1, "gsm8k": 1, "hellaswag": -1, "ifeval": -1,
     }  # fmt: skip
@@ -141,7 +141,8 @@ def test_statistics_json(generated: Path, two_models: tuple[Path, dict]) -> None
     by_key = {(s["model"], s["metric"]): s for s in stats["scores"]}
     gsm = by_key[("dpo-1130", "gsm8k")]
     assert gsm["interval"]["method"] == "wilson" and gsm["test"] == "score test (Wilson)"
-    assert gsm["reported"]["value"] == 51.6 and gsm["inside"] is True and gsm["significant"] is False
+    assert gsm["reported"]["value"] == 51.6 and gsm["inside"] is True and gsm["verdict"] == "reproduced"
+    assert gsm["tolerance"] == pytest.approx(1.55) and gsm["seeds"] is None  # published: no seed term
     assert by_key[("dpo-1130", "arc")]["interval"]["method"] == "bootstrap-percentile"
     assert set(by_key[("dpo-1130", "ifeval")]["extra"]) >= {"prompt_level_strict", "inst_level_loose"}
     comps = {c["benchmark"]: c for c in stats["comparisons"]}
@@ -215,9 +216,9 @@ def test_limited_and_unknown_models(tmp_path: Path) -> None:
     res = tmp_path / "res"
     simulate.write_results(res / "lim", "dpo-1130", {"gsm8k": 51.6}, seed=1, limit=100)
     simulate.write_results(res / "mine", "my-model", {"gsm8k": 30.0}, seed=2)
-    stats = _generate(tmp_path, res)
+    stats = _generate(tmp_path, res, all_pairs=True)  # the paper compares no such pair
     lim = next(s for s in stats["scores"] if s["model"] == "dpo-1130")
-    assert lim["p_value"] is None and "--limit 100" in lim["note"]
+    assert lim["p_value"] is None and lim["verdict"] is None and "--limit 100" in lim["note"]
     md = (tmp_path / "out" / "tables.md").read_text()
     assert "‡" in md
     table9 = md[md.index("## Table 9:") : md.index("## Table 9: reproduced")]
@@ -403,23 +404,24 @@ def test_protocol_check_table(protocol: tuple[Path, dict]) -> None:
     for card_row, n, method in expected:
         r = rows[(REAL, card_row)]
         assert r["n"] == n and r["interval"]["method"] == method, card_row
-        assert r["inside"] is True and r["significant"] is False and r["verdict"] == "consistent", card_row
+        assert r["inside"] is True and r["verdict"] == "reproduced", card_row
         assert abs(r["difference"]) < 0.2
     assert {"average_strict", "average_loose"} <= set(rows[(REAL, "IFEval (Average prompt/inst)")]["extra"])
-    # far off the card: differs (the same test and Holm family as the paper's tables)
+    # far off the card: not reproduced (the same verdict as the paper's tables)
     far = rows[(f"{REAL}-q4_1", "GSM8K (5-shot)")]
-    assert far["verdict"] == "differs" and far["significant"] is True and far["p_holm"] < 1e-6
+    assert far["verdict"] == "not reproduced" and "outside the band" in far["verdict_reason"]
     assert far["difference"] == pytest.approx(12.0 - 1.4, abs=0.1) and far["inside"] is False
-    assert rows[(f"{REAL}-q4_1", "PIQA")]["verdict"] == "consistent"
+    # a sample's interval around the card value is wider than the tolerance band: not decided
+    assert rows[(f"{REAL}-q4_1", "PIQA")]["verdict"] == "inconclusive"
     assert far["sample"] == 2000 and rows[(REAL, "PIQA")]["sample"] is None
     assert rows[(f"{REAL}-q4_1", "HellaSwag")]["reproduced"] is None
-    assert rows[(REAL, "MMLU (cloze)")]["verdict"].startswith("not evaluated by the suite")
+    assert rows[(REAL, "MMLU (cloze)")]["verdict"] == "not evaluated"
     # the same numbers are the report's reproduced-vs-reported statistics
     score = next(s for s in stats["scores"] if s["model"] == f"{REAL}-q4_1" and s["metric"] == "gsm8k")
-    assert score["p_holm"] == far["p_holm"] and score["reported"]["value"] == 1.4
+    assert score["verdict"] == far["verdict"] and score["reported"]["value"] == 1.4
     md = (out / "tables.md").read_text()
     section = md[md.index("## Protocol check") :]
-    assert "| differs" in section and "| consistent" in section and "ifeval_average_loose" in section
+    assert "| not reproduced" in section and "| reproduced" in section and "ifeval_average_loose" in section
     assert "| 1319 (sampled) |" in section
     assert f"{REAL} (not in paper)" not in md  # it has its own table, not a Table 9 column
     assert "Protocol check" in (out / "tables.tex").read_text()
@@ -433,7 +435,34 @@ def test_protocol_check_limited_run_is_partial(tmp_path: Path) -> None:
     for card_row in ("GSM8K (5-shot)", "HellaSwag"):
         r = rows[card_row]
         assert r["n"] == 100 and r["limit"] == 100 and r["p_value"] is None and r["difference"] is None
-        assert r["verdict"].startswith("partial (--limit 100 run)")
+        assert r["verdict"] == "partial" and "--limit 100" in r["verdict_reason"]
     md = (tmp_path / "out" / "tables.md").read_text()
     section = md[md.index("## Protocol check") : md.index("## The paper's claims")]
-    assert "‡" in section and "| consistent" not in section and "| differs" not in section
+    verdict_cells = [
+        line.rstrip(" |").rsplit("|", 1)[-1].strip() for line in section.splitlines() if "|" in line
+    ]
+    assert "‡" in section and "reproduced" not in verdict_cells and "not reproduced" not in verdict_cells
+    assert any(cell.startswith("partial") for cell in verdict_cells)
+
+
+def test_training_seeds_of_one_recipe_are_pooled(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    for seed, value in ((1, 50.0), (2, 53.0)):
+        simulate.write_results(
+            res / f"dpo-1130-seed{seed}",
+            "dpo-1130",
+            {"gsm8k": value},
+            seed=seed,
+            settings={"training_seed": seed},
+        )
+    stats = _generate(tmp_path, res)
+    (model,) = stats["models"]
+    assert model["training_seeds"] == [1, 2] and len(model["seed_results"]) == 2
+    (score,) = [s for s in stats["scores"] if s["model"] == "dpo-1130"]
+    assert score["seeds"] == 2 and score["value"] == pytest.approx(51.5, abs=0.1)
+    assert score["interval"]["method"] == "t over 2 training seeds" and score["seed_sd"] > 2
+    assert score["verdict"] == "reproduced"  # 51.6 within the seeds' own spread
+    # the same seed twice is two results for one model, not two seeds
+    simulate.write_results(res / "again", "dpo-1130", {"gsm8k": 51.0}, seed=3, settings={"training_seed": 2})
+    with pytest.raises(UsageError, match="two results for model 'dpo-1130'"):
+        _generate(tmp_path, res)
