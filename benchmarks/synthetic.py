@@ -65,7 +65,7 @@ def sft_rows(tokenizer: Any, lengths: list[int], prompt_fraction: float, seed: i
 def preference_rows(
     tokenizer: Any, lengths: list[int], prompt_fraction: float, seed: int
 ) -> list[dict[str, Any]]:
-    """prompt / chosen / rejected turns (the form repro.run.explicit_prompts gives TRL)."""
+    """prompt / chosen / rejected turns (explicit-prompt form: the stages prepend the prompt to each side)."""
     rng = random.Random(seed)
     rows = []
     for n in lengths:

@@ -62,16 +62,9 @@ def recipe_max_length(recipe_name: str) -> int:
 
 
 def epoch_tokens(stage: str, dataset: Any) -> int:
-    """Real tokens one epoch feeds the policy (prompt counted with each completion for pairs)."""
+    """Real tokens one epoch feeds the policy (pairs: both whole conversations, as the stages tokenize)."""
     if stage == "sft":
         return sum(len(ids) for ids in dataset["input_ids"])
-    if stage == "dpo":
-        return sum(
-            2 * len(p) + len(c) + len(r)
-            for p, c, r in zip(
-                dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
-            )
-        )
     return sum(len(c) + len(r) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True))
 
 

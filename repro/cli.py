@@ -237,7 +237,8 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--seed",
             type=int,
-            help="training seed (default: the recipe's, Tulu 3's 123); the run goes to outputs/NAME-seedN. "
+            help="training seed (default: the recipe's, as open-instruct ran the stage); the run goes to "
+            "outputs/NAME-seedN. "
             "Evaluate several seeds of one recipe and `evalsuite tables` pools them to estimate the "
             "seed-to-seed variance its verdicts need",
         )

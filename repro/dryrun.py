@@ -34,6 +34,18 @@ def render(recipe: Recipe, plan: BatchPlan | None, lock: lockfile.Lock, output_d
     ]
     for key, value in sorted(trl_args.trl_kwargs(recipe, plan, output_dir).items()):
         lines.append(f"  {key} = {value!r}")
+    translated = [(k, s) for k, s in sorted(recipe.hyperparameters.items()) if k in trl_args.TRANSLATED]
+    if translated:
+        lines += ["", "recipe keys TRL takes differently:"]
+        lines += [f"  {k} = {s.value!r} -> {trl_args.TRANSLATED[k]}" for k, s in translated]
+    if "loss_reduction" in recipe.hyperparameters:
+        from repro.sft_loss import REDUCTIONS
+
+        value = recipe.hp("loss_reduction")
+        lines += ["", f"SFT loss reduction (repro/sft_loss.py): {value} = {REDUCTIONS.get(value, '?')}"]
+    from repro import chat_templates
+
+    lines += ["", chat_templates.describe(recipe)]
     if recipe.overrides:
         lines += ["", "overrides: " + ", ".join(recipe.overrides)]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from repro import atomic, manifest, stages, tiny, trl_args
+from repro import atomic, chat_templates, manifest, stages, tiny, trl_args
 from repro import lock as lockfile
 from repro.errors import UsageError
 from repro.recipe import BatchPlan, Recipe
@@ -102,21 +102,6 @@ def dataset_input(req: Request) -> tuple[Resolved, Any]:
     return resolved, dataset
 
 
-def explicit_prompts(dataset: Any) -> tuple[Any, int]:
-    """Tulu preference rows hold whole conversations; TRL wants prompt / chosen / rejected turns.
-
-    Rows whose chosen and rejected conversations do not share the same prompt turns are
-    dropped and counted.
-    """
-
-    def split(row: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": row["chosen"][:-1], "chosen": row["chosen"][-1:], "rejected": row["rejected"][-1:]}
-
-    shared = dataset.filter(lambda row: row["chosen"][:-1] == row["rejected"][:-1] and len(row["chosen"]) > 1)
-    extra = [c for c in shared.column_names if c not in ("chosen", "rejected")]
-    return shared.remove_columns(extra).map(split), len(dataset) - len(shared)
-
-
 def trainer_config(req: Request) -> Any:
     import torch
 
@@ -158,17 +143,22 @@ def train(req: Request, argv: list[str]) -> Path:
         inputs["chat_template"] = resolve(
             str(req.recipe.inputs["chat_template"].value), lock=req.lock, allow_unlocked=req.allow_unlocked
         )
+    tokenizer = AutoTokenizer.from_pretrained(inputs.get("chat_template", model).path)
+    # One template for masks and preference rows, the same rule in every stage (refused before
+    # anything is written when no training template renders like the tokenizer's own).
+    value, source = chat_templates.requested(req.recipe)
+    template = chat_templates.select(tokenizer, value, source, chat_templates.dataset_conversations(dataset))
+    print(f"chat template: {template.describe()}")
     try:
         req.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write --out {req.out}: {exc.strerror}") from None
-    tokenizer = AutoTokenizer.from_pretrained(inputs.get("chat_template", model).path)
     dropped: dict[str, int] = {}
-    if req.recipe.stage in ("dpo", "rm"):
-        dataset, dropped["prompt_mismatch"] = explicit_prompts(dataset)
 
     config = trainer_config(req)
-    trainer = stages.module(req.recipe.stage).build(model.path, tokenizer, dataset, config)
+    trainer = stages.module(req.recipe.stage).build(model.path, tokenizer, dataset, config, template=template)
+    if req.recipe.stage == "dpo":  # open-instruct drops pairs left with no label after truncation
+        dropped["no_label_after_truncation"] = len(dataset) - len(trainer.train_dataset)
     if req.recipe.stage == "rm":  # TRL filters pairs over max_length; count them
         dropped["over_max_length"] = len(dataset) - len(trainer.train_dataset)
         print(f"reward model: {dropped['over_max_length']} pairs over {config.max_length} tokens dropped")
@@ -196,6 +186,7 @@ def train(req: Request, argv: list[str]) -> Path:
             req.recipe, profile=req.profile, plan=req.plan, inputs=inputs, dataset=dataset,
             dropped=dropped, metrics=metrics, argv=argv,
         )  # fmt: skip
+        record["chat_template"] = template.record()
         manifest.write(req.out, record)
         print(json.dumps({"run": str(req.out), "final_step_loss": metrics["final_step_loss"]}))
     return req.out

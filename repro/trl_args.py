@@ -4,32 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from repro.errors import UsageError
 from repro.recipe import BatchPlan, Recipe
 
-# Recipe keys passed to TRL's config under the same name, per stage.
+# Recipe keys passed to TRL's config under the same name, per stage (SFT's config is
+# repro.sft_loss.ReproSFTConfig: TRL's SFTConfig plus loss_reduction).
 COMMON = (
     "learning_rate", "num_train_epochs", "lr_scheduler_type", "weight_decay",
     "optim", "max_grad_norm", "bf16", "seed",
 )  # fmt: skip
 STAGE_KEYS = {
-    "sft": ("max_length", "packing", "padding_free", "assistant_only_loss"),
+    "sft": ("max_length", "packing", "padding_free", "assistant_only_loss", "loss_reduction"),
     "dpo": ("max_length", "beta", "precompute_ref_log_probs"),
     "rm": ("max_length", "adam_epsilon"),
 }
 # Recipe keys that are not TRL arguments: what each becomes instead.
 TRANSLATED = {
     "effective_batch_size": "per_device_train_batch_size x gradient_accumulation_steps x world size",
-    "loss_normalisation": "average_tokens_across_devices=True (token mean over the global batch)",
     "loss_type": "loss_type=[value] (DPOConfig takes a list)",
     "dropout": "disable_dropout=True when 0.0",
+    "chat_template_name": "not a TRL argument: the chat template every stage renders and masks with "
+    "(repro/chat_templates.py; the pick is printed at start and recorded in manifest.json)",
     "warmup_ratio": "warmup_steps=ratio (transformers 5 reads a float below 1 as a ratio)",
 }
 
 
 def config_class(stage: str) -> type:
-    from trl import DPOConfig, RewardConfig, SFTConfig
+    from trl import DPOConfig, RewardConfig
 
-    return {"sft": SFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[stage]
+    from repro.sft_loss import ReproSFTConfig  # SFTConfig plus loss_reduction
+
+    return {"sft": ReproSFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[stage]
 
 
 def _warmup(ratio: float) -> dict[str, float]:
@@ -55,8 +60,16 @@ def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, An
         save_strategy="steps",
         logging_steps=1,
     )
-    if "loss_normalisation" in hp:
-        kwargs["average_tokens_across_devices"] = True
+    if "loss_reduction" in hp:  # an argument of repro.sft_loss.ReproSFTConfig, not of TRL's SFTConfig
+        from repro.sft_loss import REDUCTIONS, TOKEN_MEAN
+
+        reduction = hp["loss_reduction"].value
+        if reduction not in REDUCTIONS:
+            raise UsageError(
+                f"recipe {recipe.name}: loss_reduction {reduction!r} is not one of {', '.join(REDUCTIONS)}"
+            )
+        # TRL's global token count (and its x world size) only for TRL's own token mean
+        kwargs["average_tokens_across_devices"] = reduction == TOKEN_MEAN
     if "loss_type" in hp:
         kwargs["loss_type"] = [hp["loss_type"].value]
     if "warmup_ratio" in hp:

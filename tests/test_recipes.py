@@ -88,6 +88,66 @@ def test_variants_inherit_the_stage_defaults() -> None:
     )
 
 
+def test_tulu3_values_and_sources_follow_open_instruct() -> None:
+    """Issue 15 item 3: values as open-instruct 816dcbf runs them, the paper's text, or labelled guesses."""
+    sft, dpo, rm = (recipe.load(n) for n in ("sft-1130", "dpo-1130", "rm-1130"))
+
+    def source(r: recipe.Recipe, key: str) -> str:
+        return r.hyperparameters[key].source
+
+    # seeds: the 8B SFT command's; the DPO and RM commands pass none, so their scripts' defaults
+    assert (sft.hp("seed"), dpo.hp("seed"), rm.hp("seed")) == (123, 42, 1)
+    assert "--seed 123" in source(sft, "seed") and "docs/tulu3.md" in source(sft, "seed")
+    assert "dpo_tune.py's default 42" in source(dpo, "seed")
+    assert "reward_modeling.py's default 1" in source(rm, "seed")
+    # the RM's optimizer is torch's AdamW without a weight decay argument: torch's default 0.01
+    assert rm.hp("weight_decay") == 0.01 and "torch's default 0.01" in source(rm, "weight_decay")
+    assert source(rm, "weight_decay").startswith("Tulu 3 default")
+    # clipping at 1.0: accelerate fills DeepSpeed's 'auto' (the scripts' own clipping is off)
+    for r in (sft, dpo, rm):
+        assert r.hp("max_grad_norm") == 1.0 and "accelerate" in source(r, "max_grad_norm"), r.name
+        assert source(r, "max_grad_norm").startswith("Tulu 3 default"), r.name
+    # DPO: the paper's §4.2 text, not Table 5 (which lists the learning rate and batch size)
+    for key in ("beta", "max_length", "lr_scheduler_type", "warmup_ratio"):
+        assert source(dpo, key).startswith("paper §4.2"), key
+    # RM-1207's starting point is a labelled assumption, the Tulu 3 choice one --from away
+    start = recipe.load("rm-1207").inputs["model"]
+    assert start.value == "dpo-1207" and start.source.startswith("assumption: ")
+    assert "RM-1130" in start.source and "--from" in start.source and "sft-1207" in start.source
+
+
+def test_rm_1207_starts_from_sft_1207_with_from(tmp_path) -> None:
+    """The other choice for RM-1207's start (Tulu 3's: its SFT model) is `--from <sft-1207 run>`."""
+    from repro import lock as lockfile
+    from repro import run
+
+    sft_run = tmp_path / "sft-1207"  # a finished run folder, as `python -m repro sft-1207` leaves it
+    (sft_run / "final").mkdir(parents=True)
+    (sft_run / "final" / "config.json").write_text("{}")
+    (sft_run / "manifest.json").write_text("{}")
+    request = run.Request(recipe=recipe.load("rm-1207"), profile="smoke", plan=recipe.plan_batch(8, 1),
+                          out=tmp_path / "rm", lock=lockfile.load(), init_from=sft_run)  # fmt: skip
+    assert run.model_input(request).path == (sft_run / "final").resolve()
+
+
+def test_dry_run_shows_the_tulu3_choices_with_their_sources(tmp_path) -> None:
+    """Issue 15 item 5: the loss reduction, seeds, clipping, RM weight decay and RM-1207's start, sourced."""
+    env = {"HF_HUB_OFFLINE": "1", "SMOLTULU_OUTPUTS": str(tmp_path)}
+    sft = run_module("repro", "sft-1130", "--dry-run", env=env)
+    assert sft.returncode == 0, sft.stderr
+    assert "loss_reduction = 'sum'" in sft.stdout and "average_tokens_across_devices = False" in sft.stdout
+    assert "--reduce_loss sum" in sft.stdout and "open-instruct finetune.py --reduce_loss sum" in sft.stdout
+    assert "--seed 123" in sft.stdout and "Accelerator._prepare_deepspeed" in sft.stdout
+    rm = run_module("repro", "rm-1207", "--dry-run", env=env)
+    assert rm.returncode == 0, rm.stderr
+    for needle in ("torch's default 0.01", "reward_modeling.py's default 1", "accelerate's DeepSpeedPlugin",
+                   "assumption: the paper does not say; DPO-1207", "--from <sft-1207 run>"):  # fmt: skip
+        assert needle in rm.stdout, needle
+    dpo = run_module("repro", "dpo-1207", "--dry-run", env=env)
+    assert dpo.returncode == 0, dpo.stderr
+    assert "paper §4.2" in dpo.stdout and "dpo_tune.py's default 42" in dpo.stdout
+
+
 def test_ablation_grid_spans_the_papers_ratios() -> None:
     grid = recipe.load("ablation-135m").grid
     ratios = [lr / bs for lr in grid["learning_rate"].value for bs in grid["effective_batch_size"].value]
@@ -145,7 +205,7 @@ def test_seed_flag_sets_the_training_seed_and_its_own_folder(tmp_path) -> None:
     assert "seed = 7" in result.stdout and "overrides: seed=7" in result.stdout
     assert f"output: {tmp_path / 'dpo-1130-seed7'}" in result.stdout
     default = run_module("repro", "dpo-1130", "--dry-run", env=env)
-    assert "seed = 123" in default.stdout and f"output: {tmp_path / 'dpo-1130'}" in default.stdout
+    assert "seed = 42" in default.stdout and f"output: {tmp_path / 'dpo-1130'}" in default.stdout
 
 
 @pytest.mark.parametrize(

@@ -430,21 +430,32 @@ def test_cli_reward_model_on_counts_only_data_is_one_line(
     )
 
 
-def test_reward_is_read_at_the_last_token_even_when_it_is_the_pad_token(
-    tiny_rm: Path, tmp_path: Path
-) -> None:
+def test_reward_is_read_before_the_first_pad_token(tiny_rm: Path, tmp_path: Path) -> None:
+    """Where open-instruct reads it (model_utils.py get_reward) and the RM stage trains it: the pad
+    here is the newline ChatML writes after every turn, so the reward lands inside the first one."""
+    import torch
+    from test_preference_tokens import open_instruct_reward
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_rm)
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    last = tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False).input_ids[-1]
+    short = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    long = [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello to you too"}]
+    whole = [
+        tok(tok.apply_chat_template(m, tokenize=False), add_special_tokens=False).input_ids
+        for m in (short, long)
+    ]
+    newline = whole[0][-1]
     clash = tmp_path / "pad-clash"
     shutil.copytree(tiny_rm, clash)
     config = json.loads((clash / "config.json").read_text())
-    config["pad_token_id"] = last  # every rendered text now ends in "padding"
+    config["pad_token_id"] = newline
     (clash / "config.json").write_text(json.dumps(config))
-    _run(tiny_rm, tmp_path / "a", benchmarks=["ufb"])
-    _run(clash, tmp_path / "b", benchmarks=["ufb"])
-    for a, b in zip(_items(tmp_path / "a", "ufb"), _items(tmp_path / "b", "ufb"), strict=True):
-        assert b["metrics"]["chosen"] == pytest.approx(a["metrics"]["chosen"], abs=1e-5)
-        assert b["metrics"]["rejected"] == pytest.approx(a["metrics"]["rejected"], abs=1e-5)
+    rm = scoring.load_model(clash, progress=False)
+    encoded = {name: rm.encode(rm.render(m)) for name, m in (("short", short), ("long", long))}
+    assert encoded["short"] == whole[0][: whole[0].index(newline)]
+    rewards = scoring.score_texts(
+        rm, encoded, scoring.Cache(tmp_path / "cache.jsonl"), batch_size=2, desc="rm", progress=False
+    )
+    for name, ids in zip(("short", "long"), whole, strict=True):
+        by_hand = open_instruct_reward(rm.model, torch.tensor([ids]), newline)[0]
+        assert rewards[name] == pytest.approx(float(by_hand), abs=1e-5)

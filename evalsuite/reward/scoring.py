@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import UsageError
+from repro.preference import reward_ids
 
 Message = dict[str, str]
 
@@ -31,8 +32,15 @@ class RewardModel:
         return self.tokenizer.apply_chat_template(messages, tokenize=False)
 
     def encode(self, text: str) -> list[int]:
+        """The tokens up to the one the reward is read at: the token before the first pad.
+
+        That is where open-instruct reads a reward (model_utils.py `get_reward`) and where the RM
+        stage trains it (repro.preference.reward_ids); for a text without the pad token it is the
+        last token (under `tulu`, the EOS).
+        """
         # The template already writes any BOS/special tokens; adding them again would double them.
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return reward_ids(ids, self.model.config.pad_token_id)
 
     def fingerprint(self) -> str:
         """Names this model and precision for the cache, cheaply (no hashing of the weights)."""
@@ -122,16 +130,6 @@ def _forward(rm: RewardModel, batch: list[list[int]]) -> list[float]:
     return [float(x) for x in logits[:, 0].float().cpu()]
 
 
-def _forward_one(rm: RewardModel, ids: list[int]) -> float:
-    """A text that ends in the pad token (or a model without one) is read at its true last token."""
-    config = rm.model.config
-    saved, config.pad_token_id = config.pad_token_id, None
-    try:
-        return _forward(rm, [ids])[0]
-    finally:
-        config.pad_token_id = saved
-
-
 def score_texts(
     rm: RewardModel,
     encoded: dict[str, list[int]],
@@ -145,13 +143,11 @@ def score_texts(
     from tqdm.auto import tqdm
 
     todo = sorted((k for k in encoded if k not in cache.rewards), key=lambda k: -len(encoded[k]))
-    pad = rm.model.config.pad_token_id
-    single = {k for k in todo if pad is None or encoded[k][-1] == pad}
-    batched = [k for k in todo if k not in single]
-    batches = [batched[i : i + batch_size] for i in range(0, len(batched), batch_size)]
-    batches += [[k] for k in sorted(single)]
+    # encoded texts hold no pad token (RewardModel.encode cuts at the first); a model without one
+    # cannot batch (transformers then reads the last position), so it scores one text at a time
+    size = batch_size if rm.model.config.pad_token_id is not None else 1
+    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
     for keys in tqdm(batches, desc=desc, unit="batch", disable=not progress):
-        ids = [encoded[k] for k in keys]
-        rewards = [_forward_one(rm, ids[0])] if keys[0] in single else _forward(rm, ids)
+        rewards = _forward(rm, [encoded[k] for k in keys])
         cache.append(dict(zip(keys, rewards, strict=True)))
     return {k: cache.rewards[k] for k in encoded}
