@@ -305,8 +305,11 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
     """
     col = table.columns[0]
     runs = [m for m in report.models if table.column_of(m.label) is not None]
+    # a card row no folder evaluated is shown once (under the first folder), not once per folder
+    evaluated = {r.metric for m in runs for r in table.rows if report.score(m.label, r.metric) is not None}
     out = []
     for m in runs or [None]:
+        first = m is None or m is runs[0]
         label = m.label if m else col.model
         sample = results_fmt.load(Path(m.results)).settings.get("sample") if m else None
         j = table.columns.index(table.column_of(label) or col)
@@ -328,6 +331,8 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
                 out.append(pr)
                 continue
             pr.limit, pr.simulated, pr.sample = m.limit, m.simulated, sample
+            if s is None and (row.metric in evaluated or not first):
+                continue
             if s is None:
                 pr.verdict = "no result"
                 pr.verdict_reason = "no result for this benchmark in the results folder"
@@ -338,7 +343,7 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
                 if _compared(s):  # a partial run is shown, not compared: no difference or test
                     pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
             out.append(pr)
-        for ne in table.not_evaluated:
+        for ne in table.not_evaluated if first else ():
             out.append(
                 ProtocolRow(
                     table.key,

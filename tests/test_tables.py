@@ -413,8 +413,11 @@ def test_protocol_check_table(protocol: tuple[Path, dict]) -> None:
     assert far["difference"] == pytest.approx(12.0 - 1.4, abs=0.1) and far["inside"] is False
     # a sample's interval around the card value is wider than the tolerance band: not decided
     assert rows[(f"{REAL}-q4_1", "PIQA")]["verdict"] == "inconclusive"
-    assert far["sample"] == 2000 and rows[(REAL, "PIQA")]["sample"] is None
-    assert rows[(f"{REAL}-q4_1", "HellaSwag")]["reproduced"] is None
+    assert far["sample"] == 2000 and rows[(REAL, "GSM8K (5-shot)")]["sample"] is None
+    assert (REAL, "PIQA") not in rows  # evaluated by the q4_1 folder only: shown there
+    # a card row no folder evaluated is shown once, under the first folder; MMLU (cloze) likewise
+    assert (f"{REAL}-q4_1", "HellaSwag") not in rows and rows[(REAL, "HellaSwag")]["verdict"] == "no result"
+    assert (f"{REAL}-q4_1", "MMLU (cloze)") not in rows
     assert rows[(REAL, "MMLU (cloze)")]["verdict"] == "not evaluated"
     # the same numbers are the report's reproduced-vs-reported statistics
     score = next(s for s in stats["scores"] if s["model"] == f"{REAL}-q4_1" and s["metric"] == "gsm8k")
