@@ -50,11 +50,17 @@ def find_benchdata(given: Path | None) -> Path | None:
         if not given.is_dir():
             raise UsageError(f"--data-dir {given} is not a directory")
         return given
-    beside = [REPO_ROOT.parent, Path.cwd().parent]
-    candidates = [os.environ.get("SMOLTULU_BENCHDATA"), *(str(d / "shared" / "benchdata") for d in beside)]
-    for c in candidates:
-        if c and (Path(c) / "gsm8k").is_dir():
-            return Path(c)
+    explicit = os.environ.get("SMOLTULU_BENCHDATA")
+    if explicit:  # named explicitly: used, or an error, never silently replaced by another copy
+        if not (Path(explicit) / "gsm8k").is_dir():
+            raise UsageError(
+                f"SMOLTULU_BENCHDATA={explicit} is not a benchmark folder (no gsm8k/ in it): point it at a "
+                "copy of ../shared/benchdata, or unset it"
+            )
+        return Path(explicit)
+    for d in (REPO_ROOT.parent, Path.cwd().parent):
+        if (d / "shared" / "benchdata" / "gsm8k").is_dir():
+            return d / "shared" / "benchdata"
     return None
 
 

@@ -100,4 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("vllm", "hf"), help="default: vllm with a GPU, else hf")
     p.add_argument("--batch-size", type=int, help="HF backend batch size")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--force", action="store_true", help="empty a results folder that holds another model's results first"
+    )
     p.set_defaults(func=run)

@@ -53,7 +53,7 @@ def _dataset(
     import datasets
 
     folder = sources.benchmark_folder(benchmark, data_dir, lock_path=lock, allow_unlocked=allow_unlocked)
-    splits = sources.read(benchmark, folder, subset)
+    splits = sources.read_for_evaluation(benchmark, folder, subset)
     # Each row keeps its position in its split (lighteval's `__index`): GSM8K's shots are a
     # function of the item's place in the whole test split, whatever --limit evaluates.
     return datasets.DatasetDict(

@@ -100,10 +100,18 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     evalsuite.results.load_items parses line by line; a file that does not parse whole falls
     back to that here, to name the bad line. Record fields are checked by item_stats.
     """
+    return _read(path)[1]
+
+
+def _read(path: Path) -> tuple[bytes, list[dict[str, Any]]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
     try:  # one parse of the whole file; blank lines (",,") send it down the slow path
         records = json.loads("[" + text.strip().replace("\n", ",") + "]")
     except json.JSONDecodeError:
@@ -115,12 +123,12 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
                 raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
-    return records
+    return data, records
 
 
 def _load_benchmark(folder: Path, name: str, bench: results_fmt.BenchmarkResult) -> ItemData:
     path = folder / (bench.items or f"{results_fmt.ITEMS_DIR}/{name}.jsonl")
-    records = read_records(path)
+    raw, records = _read(path)
     if len(records) != bench.n:
         raise UsageError(f"{path}: {len(records)} item records but results.json says n = {bench.n}")
     data = item_stats.from_records(name, records, str(path))
@@ -129,6 +137,8 @@ def _load_benchmark(folder: Path, name: str, bench: results_fmt.BenchmarkResult)
             f"{folder / results_fmt.RESULTS_FILE}: {name} score {bench.score:.2f} but its items give "
             f"{data.headline:.2f}; the items file does not belong to these results"
         )
+    # same count and score can still be another run's items: results.json records their sha256
+    results_fmt.check_items(path, raw, bench.items_sha256)
     return data
 
 

@@ -5,6 +5,10 @@ One folder per evaluated model:
     <out>/<label>/results.json          scores, stderr, n, protocol, model pin, backend, versions
     <out>/<label>/items/<bench>.jsonl   one record per item (what the statistics resample)
 
+The folder also holds identity.json (evalsuite/run_folder.py), the model it belongs to, and
+results.json records the same sha256 and each items file's sha256: a results.json beside items
+or an identity of another run is refused, never read as a mix.
+
 An item record is {"id", "subtask", "prompt_sha256", "score", "metrics", "output" |
 "loglikelihoods" | rewards, "target"}: `score` is the item's 0/1 correctness for the
 benchmark's primary metric; benchmark-specific values (IFEval's per-instruction flags,
@@ -13,8 +17,10 @@ a reward model's two rewards) sit in `metrics`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +39,32 @@ FORMAT = "smoltulu-eval/1"
 PROTOCOL = "smollm2-lighteval/2"
 RESULTS_FILE = "results.json"
 ITEMS_DIR = "items"
+IDENTITY_FILE = "identity.json"  # the model a results folder belongs to (evalsuite/run_folder.py)
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_label(label: str, what: str = "label") -> str:
+    """A label names a folder under the results root: one plain path component, never . or ..
+
+    Every label (--label of `run` and `score`, the defaults derived from model folders, lock
+    names, recipe names and outputs files) goes through here.
+    """
+    if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
+        raise UsageError(
+            f"{what} {label!r}: use letters, digits, '.', '_' and '-' only, starting with a letter or "
+            "digit (at most 128 characters)"
+        )
+    return label
+
+
+def label_from(name: str) -> str:
+    """A default label from a folder or file name: other characters become '_'; '' when none is left."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:128]
+    return cleaned if LABEL_PATTERN.fullmatch(cleaned) else ""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -46,6 +78,7 @@ class BenchmarkResult:
     counts: dict[str, int] = field(default_factory=dict)  # e.g. pairs dropped over max length
     items: str = ""  # per-item records, relative to the results folder
     seconds: float = 0.0
+    items_sha256: str = ""  # of the items file; filled by save()
 
 
 @dataclass
@@ -58,6 +91,7 @@ class ModelInfo:
     repo_id: str | None = None
     revision: str | None = None
     path: str | None = None
+    sha256: str | None = None  # the identity of the weights/outputs scored (evalsuite/run_folder.py)
 
 
 @dataclass
@@ -78,9 +112,23 @@ class Results:
 
 
 def save(results: Results, folder: Path) -> Path:
-    path = Path(folder) / RESULTS_FILE
+    """Write results.json, recording the sha256 of each benchmark's items file as it is on disk."""
+    folder = Path(folder)
+    for bench in results.benchmarks.values():
+        items = folder / bench.items if bench.items else None
+        bench.items_sha256 = sha256_bytes(items.read_bytes()) if items is not None and items.is_file() else ""
+    path = folder / RESULTS_FILE
     write_text(path, results.to_json())
     return path
+
+
+def check_items(path: Path, data: bytes, expected: str) -> None:
+    """Refuse an items file that is not the one results.json was written with."""
+    if expected and sha256_bytes(data) != expected:
+        raise UsageError(
+            f"{path}: not the items file its results.json was written with (sha256 differs): the folder "
+            "mixes two runs; rerun `python -m evalsuite run` for this label"
+        )
 
 
 def write_items(folder: Path, benchmark: str, records: Iterable[dict[str, Any]]) -> str:
@@ -153,7 +201,9 @@ def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
             counts=b.get("counts", {}),
             items=b.get("items", ""),
             seconds=float(b.get("seconds", 0.0)),
+            items_sha256=str(b.get("items_sha256") or ""),
         )
+    _check_identity(path.parent, model, where)
     return Results(
         model=model,
         backend=_require(raw, "backend", str, where),
@@ -168,6 +218,23 @@ def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
     )
 
 
+def _check_identity(folder: Path, model: ModelInfo, where: str) -> None:
+    """A folder whose identity.json names another model than its results.json is a mix: refused."""
+    try:
+        raw = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return  # written by hand, by simulate, or before identities were recorded
+    except (OSError, ValueError):
+        raise UsageError(f"{folder / IDENTITY_FILE}: unreadable; rerun `python -m evalsuite run`") from None
+    raw = raw if isinstance(raw, dict) else {}
+    if raw.get("sha256") != model.sha256:
+        raise UsageError(
+            f"{where}: written for model {str(model.sha256)[:12]} but the folder now belongs to "
+            f"{str(raw.get('sha256'))[:12]} ({raw.get('source')}): an unfinished run of another model; "
+            "finish it with `python -m evalsuite run` or remove the folder"
+        )
+
+
 def load_items(results_path: Path, benchmark: str) -> list[dict[str, Any]]:
     """The per-item records of one benchmark in a results folder (validated minimally)."""
     folder = Path(results_path)
@@ -179,19 +246,24 @@ def load_items(results_path: Path, benchmark: str) -> list[dict[str, Any]]:
     path = folder / (res.benchmarks[benchmark].items or f"{ITEMS_DIR}/{benchmark}.jsonl")
     records: list[dict[str, Any]] = []
     try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
-                if not isinstance(rec, dict) or "score" not in rec or "subtask" not in rec:
-                    raise UsageError(f"{path}:{lineno}: item record needs 'subtask' and 'score'")
-                records.append(rec)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
+        if not isinstance(rec, dict) or "score" not in rec or "subtask" not in rec:
+            raise UsageError(f"{path}:{lineno}: item record needs 'subtask' and 'score'")
+        records.append(rec)
+    check_items(path, data, res.benchmarks[benchmark].items_sha256)
     return records
 
 

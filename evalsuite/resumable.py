@@ -5,10 +5,15 @@ lm-eval's own CachingLM commits its SQLite cache only after a whole request type
 appended to a JSONL file and fsynced before the next chunk starts. Chunks are cut from the
 full, ordered request list, so a rerun batches the missing requests exactly as an
 uninterrupted run would and produces identical answers.
+
+A damaged line (torn by a kill, or garbage) is skipped and counted (`damaged`), every other
+line is still read, and the file is rewritten without it; an append always starts on a new
+line. An append that fails (a full disk) is cut back to where it began: no torn line is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -20,10 +25,23 @@ from typing import Any
 from lm_eval.api.model import LM
 from tqdm import tqdm
 
+from repro import atomic
+
 
 def request_key(kind: str, args: tuple[Any, ...]) -> str:
     payload = json.dumps([kind, list(args)], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """A cache record, or None for a damaged line."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or "answer" not in rec:
+        return None
+    return rec if isinstance(rec.get("fingerprint"), str) else None
 
 
 class ResumableLM(LM):
@@ -48,6 +66,7 @@ class ResumableLM(LM):
         self.progress = progress
         self.reused = 0
         self.computed = 0
+        self.damaged = 0  # lines of the cache file that could not be read (set by _load)
         self._answers = self._load()
 
     # lm-eval asks the model for chat templating and tokenizer identity: delegate.
@@ -70,28 +89,54 @@ class ResumableLM(LM):
 
     def _load(self) -> dict[str, Any]:
         answers: dict[str, Any] = {}
-        if not self.cache_file.is_file():
+        self.damaged = 0
+        try:
+            data = self.cache_file.read_bytes()
+        except FileNotFoundError:
             return answers
-        with self.cache_file.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line torn by a kill: everything after it is recomputed
-                if rec.get("fingerprint") != self.fingerprint:
-                    continue  # written by another model/backend/protocol: never reused
+        good: list[bytes] = []
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            rec = _parse(line)
+            if rec is None:  # torn by a kill, or garbage: skipped, every other line still counts
+                self.damaged += 1
+                continue
+            good.append(line)
+            if rec["fingerprint"] == self.fingerprint:  # another model/backend/protocol: never reused
                 answers[rec["key"]] = rec["answer"]
+        if self.damaged:
+            # Rewritten without the damaged lines, so they are reported once; if that cannot be
+            # written (a full disk), the appends below still start on a new line.
+            with contextlib.suppress(atomic.WriteError):
+                atomic.write_bytes(self.cache_file, b"".join(x + b"\n" for x in good))
         return answers
 
     def _append(self, rows: list[tuple[str, Any]]) -> None:
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.cache_file.open("a", encoding="utf-8") as handle:
-            for key, answer in rows:
-                handle.write(
-                    json.dumps({"fingerprint": self.fingerprint, "key": key, "answer": answer}) + "\n"
-                )
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = "".join(
+            json.dumps({"fingerprint": self.fingerprint, "key": key, "answer": answer}) + "\n"
+            for key, answer in rows
+        ).encode("utf-8")
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.cache_file.open("a+b", buffering=0) as handle:
+                start = handle.seek(0, os.SEEK_END)
+                if start:
+                    handle.seek(start - 1)
+                    if handle.read(1) != b"\n":  # a torn last line: never glue a record onto it
+                        data = b"\n" + data
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[handle.write(view) :]
+                    os.fsync(handle.fileno())
+                except OSError:
+                    os.ftruncate(handle.fileno(), start)  # nothing half-written stays behind
+                    raise
+        except OSError as exc:
+            raise atomic.write_error(
+                self.cache_file, exc, "; the requests of this chunk were not kept, a rerun computes them"
+            ) from None
 
     def _run(self, kind: str, requests: list[Any], call: Callable[[list[Any]], list[Any]]) -> list[Any]:
         keys = [request_key(kind, tuple(r.args)) for r in requests]

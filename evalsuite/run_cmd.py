@@ -3,7 +3,9 @@
 Causal LMs go through lm-eval (the task definitions in evalsuite/tasks/, vLLM or HF
 backend); reward models through evalsuite.reward. Either way the output is one results
 folder per model in the format of evalsuite/results.py, written when every benchmark is done;
-finished requests are kept in <folder>/cache/ so an interrupted run resumes.
+finished requests are kept in <folder>/cache/ so an interrupted run resumes. The folder belongs
+to one model, by the sha256 of its files (evalsuite/run_folder.py): another model under the same
+label is refused unless --force.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import gc
 import hashlib
 import json
 import logging
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,9 +23,10 @@ from typing import Any
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
+from evalsuite import run_folder
 from evalsuite.sources import BBH_SUBSETS
 from repro import lock as lockfile
-from repro.errors import UsageError
+from repro.errors import UsageError, positive_int
 from repro.resolve import Resolved, resolve
 
 DEFAULT_OUTPUT = Path("results")
@@ -63,27 +65,29 @@ def _manifest(res: Resolved) -> dict[str, Any]:
 
 
 def _label(spec: str, res: Resolved) -> str:
+    """The default label; checked like --label (a recipe name or folder name never escapes OUTPUT)."""
     if res.source == "repro-output":  # outputs/<recipe>[-seedN]/final -> the recipe name
         manifest = _manifest(res)
         name = manifest.get("recipe") or res.name or res.path.parent.name
         # A smoke run (tiny model, in-repo data) must never fill the paper's column of its recipe.
-        return f"{name}-smoke" if manifest.get("profile") == "smoke" else name
+        name = f"{name}-smoke" if manifest.get("profile") == "smoke" else name
+        return results_io.check_label(str(name), f"recipe name of {res.path.parent}")
     if res.name:
-        return res.name
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec.rstrip("/")).name or spec)
+        return results_io.check_label(res.name, "lock name")
+    # a local folder by its own name ("." and ".." too), a hub id by its last part
+    name = Path(res.path).resolve().name if res.source == "local" else Path(spec.rstrip("/")).name
+    label = results_io.label_from(name)
+    if not label:
+        raise UsageError(f"cannot name the results of {spec!r} after it: pass --label NAME")
+    return label
 
 
-def _fingerprint(res: Resolved, backend: str, dtype: str) -> str:
-    """What a cached answer depends on: the weights, the backend and the protocol."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        p = res.path / name
-        if p.is_file() and p.stat().st_size < 50_000_000:
-            h.update(p.read_bytes())
-        elif p.is_file():  # large weights: size + mtime stand in for the bytes
-            h.update(f"{p.stat().st_size}:{p.stat().st_mtime_ns}".encode())
-    h.update(f"{res.revision}|{backend}|{dtype}|{results_io.PROTOCOL}".encode())
-    return h.hexdigest()[:16]
+def _fingerprint(res: Resolved, backend: str, dtype: str, identity: run_folder.Identity | None = None) -> str:
+    """What a cached answer depends on: the model's files (all of them, hashed), the backend and the
+    protocol."""
+    identity = identity or run_folder.model_identity(res.path)
+    key = f"{identity.sha256}|{res.revision}|{backend}|{dtype}|{results_io.PROTOCOL}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def pick_backend(requested: str | None) -> str:
@@ -315,14 +319,17 @@ def evaluate(
     batch_size: int | None = None,
     progress: bool = True,
     label: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Evaluate `model` (path, lock name or hub id) and return its results folder.
+
+    The folder OUTPUT/<label> belongs to one model (run_folder): a folder of another model is
+    refused, or with `force` emptied first.
 
     `label` names the folder and the model in tables (default: lock name, recipe name of a run
     folder with "-smoke" for smoke-profile runs, or the folder's name).
     """
     from evalsuite import reward
-    from repro import manifest
 
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be a positive number of items, not {limit}")
@@ -336,7 +343,7 @@ def evaluate(
     if kind == "reward-model" and sample is not None:
         raise UsageError("--sample is for causal LMs; use --limit for reward models")
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
-    label = label or _label(model, res)
+    label = results_io.check_label(label) if label is not None else _label(model, res)
     folder = Path(output) / label
     if kind == "causal-lm":
         from evalsuite import sources
@@ -346,11 +353,62 @@ def evaluate(
                 name, data_dir, lock_path=str(lock.path), allow_unlocked=allow_unlocked
             )
             for subset in sources.subsets(name):
-                sources.read(name, where, subset)
+                sources.read_for_evaluation(name, where, subset)
+    identity = run_folder.model_identity(res.path)
+    pending = run_folder.claim(folder, identity, force=force)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+        results = _evaluate_into(
+            folder,
+            pending,
+            model,
+            res,
+            identity,
+            kind=kind,
+            names=names,
+            label=label,
+            data_dir=data_dir,
+            limit=limit,
+            sample=sample,
+            seed=seed,
+            backend=backend,
+            settings=settings,
+            lock=lock,
+            allow_unlocked=allow_unlocked,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        path = run_folder.commit(folder, results, pending)
+    finally:
+        run_folder.discard(pending)
+    print(f"results: {path}")
+    return folder
+
+
+def _evaluate_into(
+    folder: Path,
+    pending: Path,
+    model: str,
+    res: Resolved,
+    identity: run_folder.Identity,
+    *,
+    kind: str,
+    names: list[str],
+    label: str,
+    data_dir: Path | None,
+    limit: int | None,
+    sample: int | None,
+    seed: int,
+    backend: str | None,
+    settings: dict[str, Any] | None,
+    lock: lockfile.Lock,
+    allow_unlocked: bool,
+    batch_size: int | None,
+    progress: bool,
+) -> results_io.Results:
+    """The evaluation proper: the request cache in folder/cache, per-item records into `pending`."""
+    from evalsuite import reward
+    from repro import manifest
+
     started = time.perf_counter()
     run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}
     if sample is not None:
@@ -364,7 +422,8 @@ def evaluate(
             benchmarks=names,
             data_dir=data_dir,
             limit=limit,
-            out_dir=folder,
+            out_dir=pending,
+            cache_dir=folder / "cache",
             batch_size=batch_size,
             max_length=MAX_LENGTH,
             progress=progress,
@@ -381,11 +440,17 @@ def evaluate(
         lm = ResumableLM(
             inner,
             folder / "cache" / "requests.jsonl",
-            fingerprint=_fingerprint(res, chosen_backend, dtype),
+            fingerprint=_fingerprint(res, chosen_backend, dtype, identity),
             chunk_size=256 if chosen_backend == "vllm" else 32,
             progress=progress,
             gen_extra=apply_stop_ids(inner, chosen_backend, stops),
         )
+        if lm.damaged:
+            print(
+                f"cache: {lm.damaged} damaged lines in {lm.cache_file} skipped (torn by a kill or "
+                "corrupted); their requests are recomputed",
+                flush=True,
+            )
         chat = bool(getattr(inner.tokenizer, "chat_template", None))
         bench_results = _run_lm_benchmarks(
             lm,
@@ -396,7 +461,7 @@ def evaluate(
             sample=(sample, seed) if sample is not None else None,
             lock_path=lock.path,
             allow_unlocked=allow_unlocked,
-            out=folder,
+            out=pending,
             chat=chat,
         )
         run_settings.update(
@@ -406,9 +471,12 @@ def evaluate(
                 "stop_token_ids": stops,
                 "reused_requests": lm.reused,
                 "computed_requests": lm.computed,
+                "damaged_cache_lines": lm.damaged,
             }
         )
-        print(f"requests: {lm.computed} computed, {lm.reused} reused from {lm.cache_file}", flush=True)
+        damaged = f", {lm.damaged} damaged cache lines skipped" if lm.damaged else ""
+        done = f"requests: {lm.computed} computed, {lm.reused} reused from {lm.cache_file}{damaged}"
+        print(done, flush=True)
         del lm, inner  # free the engine (vLLM holds its KV cache) before the next model in this process
         gc.collect()
     run_settings["seconds"] = round(time.perf_counter() - started, 3)
@@ -421,8 +489,9 @@ def evaluate(
         repo_id=res.repo_id,
         revision=res.revision,
         path=str(res.path),
+        sha256=identity.sha256,
     )
-    results = results_io.Results(
+    return results_io.Results(
         model=info,
         backend=chosen_backend,
         benchmarks=bench_results,
@@ -432,9 +501,6 @@ def evaluate(
         hardware=manifest.hardware(),
         settings=run_settings,
     )
-    path = results_io.save(results, folder)
-    print(f"results: {path}")
-    return folder
 
 
 def benchmark_list(text: str | None) -> list[str] | None:
@@ -461,6 +527,7 @@ def evaluate_from_args(model: str, args: argparse.Namespace, benchmarks: list[st
         batch_size=args.batch_size,
         progress=not args.no_progress,
         label=args.label,
+        force=getattr(args, "force", False),
     )
 
 
@@ -470,9 +537,11 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def label_arg(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' only")
-    return text
+    """--label of `run`, `score` and `fidelity`: one check for every label (results.check_label)."""
+    try:
+        return results_io.check_label(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -531,7 +600,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="batch size for the HF backend and reward models (default on CPU: 32 log-likelihood "
         "requests and 1 generation request per batch for the HF backend, 8 for reward models; 16 on GPU)",
@@ -546,6 +615,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=label_arg,
         help="name of the results folder and of the model in tables (default: the lock name, a run "
         "folder's recipe name (+'-smoke' for smoke-profile runs), or the folder's name)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="when OUTPUT/<label> holds the results of another model (or of an unknown one), delete them "
+        "and evaluate this model there (without it such a run is refused)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd)

@@ -4,7 +4,9 @@ Each JSONL line names its item by `id` (as `run` writes it: `gsm8k:12`, `bbh_nav
 IFEval's `key`) or by the exact prompt text (the user turn, e.g. "Question: …\\nAnswer:",
 or the bare question), and carries the output as `output` (or `response`). IFEval also accepts
 the reference repository's response files ({"prompt", "response"}) against its input_data.jsonl.
-The results folder has the same format as `run`'s, with backend "external".
+The results folder has the same format as `run`'s, with backend "external"; it belongs to the
+outputs file by its sha256 (evalsuite/run_folder.py): another file under the same label is
+refused unless --force.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
-from evalsuite import sources
+from evalsuite import run_cmd, run_folder, sources
 from repro.errors import UsageError
 
 GENERATIVE = ("gsm8k", "bbh", "ifeval")
@@ -54,6 +56,8 @@ def _read_outputs(path: Path) -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").split("\n")
     except (FileNotFoundError, IsADirectoryError):
         raise UsageError(f"--outputs {path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--outputs {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -99,6 +103,7 @@ def score(
     label: str | None,
     lock_path: Path | None = None,
     allow_unlocked: bool = False,
+    force: bool = False,
 ) -> Path:
     if benchmark not in GENERATIVE:
         registry.get(benchmark)
@@ -107,6 +112,12 @@ def score(
             f"`score` takes generations for {', '.join(GENERATIVE)}"
         )
     rows = _read_outputs(outputs)
+    if label is not None:
+        label = results_io.check_label(label)
+    else:  # the outputs file's name, checked like --label ("...jsonl" must not name "..")
+        label = results_io.label_from(outputs.stem)
+        if not label:
+            raise UsageError(f"cannot name the results after {outputs.name!r}: pass --label NAME")
     folder_in = sources.benchmark_folder(
         benchmark, data_dir, lock_path=str(lock_path) if lock_path else None, allow_unlocked=allow_unlocked
     )
@@ -147,13 +158,33 @@ def score(
             "ids look like " + ", ".join(list(by_id)[:2])
         )
     ordered = [records[i[1]] for i in items if i[1] in records]
-    label = label or re.sub(r"[^A-Za-z0-9._-]+", "_", outputs.stem)
     folder = output / label
-    rel = results_io.write_items(folder, benchmark, ordered)
+    identity = run_folder.outputs_identity(outputs)
+    pending = run_folder.claim(folder, identity, force=force)
+    try:
+        _write(folder, pending, benchmark, outputs, label, identity, ordered, len(items))
+    finally:
+        run_folder.discard(pending)
+    return folder
+
+
+def _write(
+    folder: Path,
+    pending: Path,
+    benchmark: str,
+    outputs: Path,
+    label: str,
+    identity: run_folder.Identity,
+    ordered: list[dict[str, Any]],
+    total: int,
+) -> Path:
+    rel = results_io.write_items(pending, benchmark, ordered)
     bench = registry.get(benchmark)
     extra = registry.ifeval_scores(ordered) if benchmark == "ifeval" else {}
     res = results_io.Results(
-        model=results_io.ModelInfo(spec=str(outputs), label=label, kind="causal-lm", source="external"),
+        model=results_io.ModelInfo(
+            spec=str(outputs), label=label, kind="causal-lm", source="external", sha256=identity.sha256
+        ),
         backend="external",
         benchmarks={
             benchmark: results_io.BenchmarkResult(
@@ -161,20 +192,20 @@ def score(
                 n=len(ordered),
                 metric="external outputs",
                 scores=extra,
-                counts={"items_in_benchmark": len(items)},
+                counts={"items_in_benchmark": total},
                 items=rel,
             )
         },
-        limit=None if len(ordered) == len(items) else len(ordered),
+        limit=None if len(ordered) == total else len(ordered),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         settings={"outputs_file": str(outputs)},
     )
-    path = results_io.save(res, folder)
-    print(f"{bench.column}: {res.benchmarks[benchmark].score:.2f} on {len(ordered)} of {len(items)} items")
+    path = run_folder.commit(folder, res, pending)
+    print(f"{bench.column}: {res.benchmarks[benchmark].score:.2f} on {len(ordered)} of {total} items")
     for name, value in extra.items():
         print(f"  {name}: {value:.2f}")
     print(f"results: {path}")
-    return folder
+    return path
 
 
 def _reference_ifeval(args: argparse.Namespace) -> int:
@@ -201,6 +232,7 @@ def _cmd(args: argparse.Namespace) -> int:
         label=args.label,
         lock_path=args.lock,
         allow_unlocked=args.allow_unlocked,
+        force=args.force,
     )
     return 0
 
@@ -218,7 +250,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
     p.add_argument(
-        "--label", default=None, help="results folder/table label (default: the outputs file name)"
+        "--label",
+        type=run_cmd.label_arg,
+        default=None,
+        help="results folder/table label (default: the outputs file name)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="when OUTPUT/<label> holds the results of another model or outputs file, delete them first",
     )
     p.add_argument(
         "--input-data",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repro.errors import UsageError
+from repro.errors import UsageError, one_line, read_text
 
 Row = dict[str, Any]
 
@@ -62,20 +62,51 @@ LOCK_NAMES = {
 }
 
 
-def _read_rows(path: Path) -> list[Row]:
+class Rows(list):
+    """The rows of one split, and where each came from (`file:line`, `file row N`) for errors."""
+
+    def __init__(self, rows: list[Row] | None = None, origins: list[str] | None = None) -> None:
+        super().__init__(rows or [])
+        self.origins = list(origins or [])
+
+    def join(self, more: Rows) -> Rows:
+        self.extend(more)
+        self.origins.extend(more.origins)
+        return self
+
+
+def _read_rows(path: Path) -> Rows:
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, pa.ArrowException) as exc:
+            raise UsageError(f"{path}: not a readable parquet file ({one_line(str(exc))})") from None
+        return Rows(rows, [f"{path} row {i + 1}" for i in range(len(rows))])
+    text = read_text(path)
     if path.suffix == ".json":
         try:  # one document (BIG-Bench-Hard's {"examples": [...]}) or, failing that, JSON lines
             data = json.loads(text)
-            return data["examples"] if isinstance(data, dict) and "examples" in data else data
         except json.JSONDecodeError:
             pass
+        else:
+            rows = data["examples"] if isinstance(data, dict) and "examples" in data else data
+            if not isinstance(rows, list):
+                raise UsageError(f'{path}: expected a list of rows or {{"examples": [...]}}')
+            return Rows(rows, [f"{path} row {i + 1}" for i in range(len(rows))])
+    rows, origins = [], []
     # split on "\n" only: str.splitlines also breaks at U+2028 inside JSON strings
-    return [json.loads(line) for line in text.split("\n") if line.strip()]
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not JSON ({exc.msg}); fix or remove that line") from None
+        origins.append(f"{path}:{number}")
+    return Rows(rows, origins)
 
 
 def _hub_files(folder: Path, *, config: str | None, split: str) -> list[Path]:
@@ -94,11 +125,14 @@ def _hub_files(folder: Path, *, config: str | None, split: str) -> list[Path]:
     return out
 
 
-def _hub_split(folder: Path, config: str | None, split: str) -> list[Row] | None:
+def _hub_split(folder: Path, config: str | None, split: str) -> Rows | None:
     files = _hub_files(folder, config=config, split=split)
     if not files:
         return None
-    return [row for f in files for row in _read_rows(f)]
+    rows = Rows()
+    for f in files:
+        rows.join(_read_rows(f))
+    return rows
 
 
 # --- readers: folder -> {split: rows in the hub schema} ----------------------------------------
@@ -114,8 +148,12 @@ def _arc(folder: Path, subset: str) -> dict[str, list[Row]]:
     if not files:
         raise FileNotFoundError(f"{subset} test")
     labels = "ABCDEFGH"
-    out = []
-    for i, raw in enumerate(_read_rows(files[0])):
+    raw_rows = _read_rows(files[0])
+    out = Rows()
+    for i, (raw, origin) in enumerate(zip(raw_rows, raw_rows.origins, strict=True)):
+        problem = _llmfoundry_arc_problem(raw, len(labels))
+        if problem:
+            raise UsageError(f"{origin}: {problem}; fix or remove that row")
         n = len(raw["choices"])
         out.append(
             {
@@ -125,7 +163,20 @@ def _arc(folder: Path, subset: str) -> dict[str, list[Row]]:
                 "answerKey": labels[raw["gold"]],
             }
         )
+        out.origins.append(origin)
     return {"test": out}
+
+
+def _llmfoundry_arc_problem(raw: Any, most: int) -> str | None:
+    if not isinstance(raw, dict):
+        return f"the row is {_show(raw)}, expected an object with query, choices, gold"
+    missing = [f for f in ("query", "choices", "gold") if f not in raw]
+    if missing:
+        return f"the row lacks {', '.join(missing)} (llm-foundry's ARC layout: query, choices, gold)"
+    choices = raw["choices"]
+    if not _texts(choices, 2, most):
+        return f"field 'choices' is {_show(choices)}, expected 2-{most} texts"
+    return _text(raw, "query") or _index(raw, "gold", len(choices))
 
 
 def _split_ctx(ctx: str) -> tuple[str, str]:
@@ -146,10 +197,15 @@ def _hellaswag(folder: Path) -> dict[str, list[Row]]:
     files = sorted(folder.glob("hellaswag_val*.txt"))
     if not files:
         raise FileNotFoundError("validation")
-    lines = files[0].read_text(encoding="utf-8").split("\n")
-    out = []
+    lines = read_text(files[0]).split("\n")
+    out = Rows()
     for i in range(0, len(lines) - 5, 6):
         head, gold, *endings = lines[i : i + 6]
+        if not re.fullmatch(r"\s*[0-3]\s*", gold):
+            raise UsageError(
+                f"{files[0]}:{i + 2}: the gold line of the item at line {i + 1} is {gold!r}, expected 0-3 "
+                "(6 lines an item: label and context, gold index, 4 endings)"
+            )
         label, _, ctx = head.partition(": ")
         ctx_a, ctx_b = _split_ctx(ctx)
         out.append(
@@ -163,6 +219,7 @@ def _hellaswag(folder: Path) -> dict[str, list[Row]]:
                 "label": gold.strip(),
             }
         )
+        out.origins.append(f"{files[0]}:{i + 1}")
     return {"validation": out}
 
 
@@ -173,11 +230,18 @@ def _piqa(folder: Path) -> dict[str, list[Row]]:
     data, labels = folder / "valid.jsonl", folder / "valid-labels.lst"
     if not (data.is_file() and labels.is_file()):
         raise FileNotFoundError("validation (valid.jsonl + valid-labels.lst)")
-    golds = [int(x) for x in labels.read_text().split()]
+    golds = []
+    for number, line in enumerate(read_text(labels).split("\n"), 1):
+        if not line.strip():
+            continue
+        if line.strip() not in ("0", "1"):
+            raise UsageError(f"{labels}:{number}: label {line.strip()!r} is not 0 or 1 (0 = sol1)")
+        golds.append(int(line))
     items = _read_rows(data)
     if len(golds) != len(items):
         raise UsageError(f"{folder}: {len(items)} PIQA items but {len(golds)} labels")
-    return {"validation": [{**row, "label": g} for row, g in zip(items, golds, strict=True)]}
+    rows = [{**r, "label": g} if isinstance(r, dict) else r for r, g in zip(items, golds, strict=True)]
+    return {"validation": Rows(rows, items.origins)}
 
 
 def _mmlu_pro(folder: Path) -> dict[str, list[Row]]:
@@ -251,17 +315,106 @@ def benchmark_folder(
     return resolve(LOCK_NAMES[benchmark], lock=lock, allow_unlocked=allow_unlocked, repo_type="dataset").path
 
 
-# The hub-schema fields each benchmark's prompts and scorers read; checked on load so a wrong
-# file is a one-line error, not a KeyError deep inside lm-eval.
+# The hub-schema fields each benchmark's prompts and scorers read; checked on load, with their
+# types and label ranges, so a wrong file or row is a one-line error naming the file, the row and
+# the field, before any model is loaded, not a KeyError deep inside lm-eval.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "arc": ("question", "choices", "answerKey"),
     "bbh": ("input", "target"),
     "gsm8k": ("question", "answer"),
     "hellaswag": ("activity_label", "ctx_a", "ctx_b", "endings", "label"),
-    "ifeval": ("prompt", "instruction_id_list", "kwargs"),
+    "ifeval": ("key", "prompt", "instruction_id_list", "kwargs"),
     "mmlu_pro": ("question", "options", "answer_index", "category"),
     "piqa": ("goal", "sol1", "sol2", "label"),
 }
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(row: Row, *fields: str) -> str | None:
+    for f in fields:
+        if not isinstance(row[f], str):
+            return f"field {f!r} is {_show(row[f])}, expected text"
+    return None
+
+
+def _texts(value: Any, least: int = 1, most: int | None = None) -> bool:
+    return (
+        isinstance(value, list)
+        and least <= len(value) <= (most or len(value))
+        and all(isinstance(v, str) for v in value)
+    )
+
+
+def _index(row: Row, field: str, n: int) -> str | None:
+    """None when row[field] is an index into n choices (an int, or digits as the hub's HellaSwag has)."""
+    value = row[field]
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n:
+        return None
+    return f"field {field!r} is {_show(row[field])}, expected the index of one of its {n} choices (0-{n - 1})"
+
+
+def _arc_problem(row: Row) -> str | None:
+    choices = row["choices"]
+    if not (
+        isinstance(choices, dict)
+        and _texts(choices.get("text"), 2)
+        and _texts(choices.get("label"), 2)
+        and len(choices["text"]) == len(choices["label"])
+    ):
+        return f"field 'choices' is {_show(choices)}, expected {{text: [...], label: [...]}} of equal length"
+    if row["answerKey"] not in choices["label"]:
+        labels = ", ".join(choices["label"])
+        return f"field 'answerKey' is {_show(row['answerKey'])}, expected one of {labels}"
+    return _text(row, "question")
+
+
+def _hellaswag_problem(row: Row) -> str | None:
+    if not _texts(row["endings"], 2):
+        return f"field 'endings' is {_show(row['endings'])}, expected a list of at least 2 texts"
+    return _text(row, "activity_label", "ctx_a", "ctx_b") or _index(row, "label", len(row["endings"]))
+
+
+def _mmlu_pro_problem(row: Row) -> str | None:
+    if not _texts(row["options"], 2):
+        return f"field 'options' is {_show(row['options'])}, expected a list of texts"
+    return _text(row, "question", "category") or _index(row, "answer_index", len(row["options"]))
+
+
+def _gsm8k_problem(row: Row) -> str | None:
+    from evalsuite.protocol import gsm8k_extract
+
+    problem = _text(row, "question", "answer")
+    if problem is None and gsm8k_extract(row["answer"]) is None:
+        return f"field 'answer' has no final '#### N' line ({_show(row['answer'][-40:])})"
+    return problem
+
+
+def _ifeval_problem(row: Row) -> str | None:
+    from evalsuite.ifeval_scoring import doc_problem
+
+    return doc_problem(row)
+
+
+ROW_PROBLEMS: dict[str, Callable[[Row], str | None]] = {
+    "arc": _arc_problem,
+    "bbh": lambda row: _text(row, "input", "target"),
+    "gsm8k": _gsm8k_problem,
+    "hellaswag": _hellaswag_problem,
+    "ifeval": _ifeval_problem,
+    "mmlu_pro": _mmlu_pro_problem,
+    "piqa": lambda row: _text(row, "goal", "sol1", "sol2") or _index(row, "label", 2),
+}
+
+
+# Splits the few-shot examples are drawn from, and how many each item takes (tasks/*.yaml
+# num_fewshot; lighteval samples them without replacement, so a smaller pool cannot work).
+SHOT_POOLS: dict[str, tuple[str, int]] = {"gsm8k": ("train", 5)}
 
 
 def _check(benchmark: str, folder: Path, subset: str | None, splits: dict[str, list[Row]]) -> None:
@@ -269,13 +422,26 @@ def _check(benchmark: str, folder: Path, subset: str | None, splits: dict[str, l
     for split, rows in splits.items():
         if not rows:
             raise UsageError(f"{where} {split}): no rows; put the benchmark's files there or drop --data-dir")
-        for i, row in enumerate(rows):
-            missing = [f for f in REQUIRED_FIELDS[benchmark] if f not in row]
-            if missing:
-                raise UsageError(
-                    f"{where} {split}): row {i} lacks {', '.join(missing)}; expected the hub schema "
-                    f"with {', '.join(REQUIRED_FIELDS[benchmark])}"
+        origins = getattr(rows, "origins", [])
+        if len(origins) != len(rows):  # rows from elsewhere: named by split and position
+            origins = [f"{where} {split}) row {i}" for i in range(len(rows))]
+        keys: dict[Any, str] = {}
+        for row, origin in zip(rows, origins, strict=True):
+            if not isinstance(row, dict):
+                problem = f"the row is {_show(row)}, expected an object"
+            elif missing := [f for f in REQUIRED_FIELDS[benchmark] if f not in row]:
+                problem = (
+                    f"the row lacks {', '.join(missing)}; expected the hub schema with "
+                    f"{', '.join(REQUIRED_FIELDS[benchmark])}"
                 )
+            else:
+                problem = ROW_PROBLEMS[benchmark](row)
+            if problem is None and benchmark == "ifeval":  # keys name the items in results and `score`
+                first = keys.setdefault(str(row["key"]), origin)
+                if first != origin:
+                    problem = f"key {row['key']} is also the key of {first}"
+            if problem is not None:
+                raise UsageError(f"{origin}: {problem}; fix or remove that row")
 
 
 @functools.cache
@@ -292,6 +458,19 @@ def read(benchmark: str, folder: Path, subset: str | None = None) -> dict[str, l
     except (ValueError, KeyError, TypeError) as exc:  # unparsable JSON, a conversion missing a field
         raise UsageError(f"{folder}: cannot read {benchmark} data ({type(exc).__name__}: {exc})") from None
     _check(benchmark, folder, subset, splits)
+    return splits
+
+
+def read_for_evaluation(benchmark: str, folder: Path, subset: str | None = None) -> dict[str, list[Row]]:
+    """`read`, and the rows are enough for the protocol: a few-shot split holds the shots each item takes."""
+    splits = read(benchmark, folder, subset)
+    if benchmark in SHOT_POOLS:
+        split, shots = SHOT_POOLS[benchmark]
+        if len(splits[split]) < shots:
+            raise UsageError(
+                f"{folder} ({benchmark} {split}): {len(splits[split])} rows, but every item takes {shots} "
+                f"few-shot examples from this split; it needs at least {shots}"
+            )
     return splits
 
 

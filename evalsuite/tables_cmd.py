@@ -1,4 +1,9 @@
-"""`python -m evalsuite tables`: the paper's tables regenerated from results, with statistics."""
+"""`python -m evalsuite tables`: the paper's tables regenerated from results, with statistics.
+
+The output folder is replaced whole: the set is written into a hidden sibling folder and
+swapped in (repro.atomic.replace_dir), so a kill or a full disk leaves the previous set or the
+new one, never a mix; stale temp folders of a killed run are removed by the next.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -14,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalsuite.run_cmd import DEFAULT_OUTPUT
-from repro.atomic import write_bytes, write_text
-from repro.errors import UsageError
+from repro import atomic
+from repro.errors import UsageError, positive_int
 
 if TYPE_CHECKING:
     from evalsuite.analysis import Report
@@ -23,16 +29,11 @@ if TYPE_CHECKING:
 DEFAULT_RESULTS = DEFAULT_OUTPUT  # where `python -m evalsuite run` writes
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tables" / "generated"
 FILES = {"md": "tables.md", "latex": "tables.tex"}
+OUTPUTS = (*FILES.values(), "statistics.json", "claims.md", "forest.png")  # every file `tables` writes
+TEMP_TAG = "tables-"  # .<out>.tables-<random>.tmp: the set being written
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+_positive = positive_int  # argparse type, shared with `evalsuite run`
 
 
 def generate(
@@ -58,6 +59,7 @@ def generate(
         raise UsageError(f"--alpha {alpha} must lie between 0 and 0.5")
     if resamples < 1000:
         raise UsageError(f"--resamples {resamples} is too few for 95% intervals; use at least 1000")
+    out = _output_folder(out)
     scores = reported.load(lock_path=lock)
     claim_list = claims.load(scores)
     notes = []
@@ -74,6 +76,12 @@ def generate(
     settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed, all_pairs=all_pairs)
     report = analysis.analyse(runs, scores, claim_list, settings)
     report.notes.extend(notes)
+    from evalsuite.run_folder import unfinished
+
+    for folder in unfinished(dirs):
+        report.notes.append(
+            f"{folder}: an unfinished `evalsuite run` (no results.json), not used; rerun it to finish"
+        )
     sources = [str(d) for d in dirs]
 
     # everything is rendered before the first file is written: a failure leaves the old set
@@ -87,11 +95,73 @@ def generate(
     }
     texts["statistics.json"] = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     texts["claims.md"] = tablegen.claims_document(report)
-    png = forest.forest_png(report, scores)
-    for name, text in texts.items():
-        write_text(out / name, text)
-    write_bytes(out / "forest.png", png)
-    return report, [out / name for name in (*texts, "forest.png")]
+    files = {name: text.encode("utf-8") for name, text in texts.items()}
+    files["forest.png"] = forest.forest_png(report, scores)
+    _write_set(out, files)
+    return report, [out / name for name in files]
+
+
+def _output_folder(out: Path) -> Path:
+    """--out, checked before any work: a folder that holds nothing but a previous tables set.
+
+    The set is replaced whole, folder and all, so a folder with other files in it (anything but
+    OUTPUTS and hidden files such as .gitignore, which are carried over) is refused.
+    """
+    out = Path(os.path.abspath(out))
+    if out.is_symlink():
+        out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is not a folder")
+    if out.is_dir():
+        other = sorted(
+            p.name
+            for p in out.iterdir()
+            if p.name not in OUTPUTS and not (p.name.startswith(".") and p.is_file())
+        )
+        if other:
+            raise UsageError(
+                f"--out {out} holds files `tables` does not write ({', '.join(other[:3])}"
+                f"{', ...' if len(other) > 3 else ''}); the set replaces the folder whole: pass an empty "
+                "or new folder"
+            )
+    return out
+
+
+def _stale(out: Path) -> list[Path]:
+    """Temp folders a killed `tables` left beside `out`, and temp files of older versions inside it."""
+    found = [*out.parent.glob(f".{out.name}.{TEMP_TAG}*.tmp"), *out.parent.glob(f".{out.name}.old-*.tmp")]
+    if out.is_dir():
+        found.extend(p for p in out.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+    return found
+
+
+def _write_set(out: Path, files: dict[str, bytes]) -> None:
+    """Write `files` as the whole content of `out` (hidden files already there are kept): all or nothing."""
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for path in _stale(out):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        tmp = atomic.make_temp_dir(out, TEMP_TAG)
+        # hidden files the folder holds (tables/generated's .gitignore) move with the set
+        hidden = [p for p in out.iterdir() if p.name.startswith(".") and p.is_file()] if out.is_dir() else []
+        for name, data in {**{p.name: p.read_bytes() for p in hidden}, **files}.items():
+            with (tmp / name).open("xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        atomic.replace_dir(tmp, out)
+        tmp = None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the tables to {out}: {exc.strerror or exc}; the previous tables are unchanged"
+        ) from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:

@@ -167,7 +167,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if not args.plot_only:
         from repro.cli import detected_world_size
 
-        world = args.world_size or detected_world_size()
+        world = args.world_size if args.world_size is not None else detected_world_size()
         for point in grid.points():
             try:
                 batches[point] = recipe.plan_batch(point.batch_size, world, args.per_device_batch)
@@ -190,13 +190,17 @@ def _check_eval_inputs(args: argparse.Namespace, plan: Plan) -> None:
         sources.benchmark_folder(name, args.data_dir, lock_path=lock_path, allow_unlocked=args.allow_unlocked)
 
 
-def _evaluated(results_json: Path, benchmarks: list[str], limit: int | None) -> bool:
+def _evaluated(results_json: Path, benchmarks: list[str], limit: int | None, model_dir: Path) -> bool:
+    """Results for these benchmarks and limit exist, and of this point's current weights."""
     from evalsuite import results as results_io
+    from evalsuite import run_folder
 
     if not results_json.is_file():
         return False
     res = results_io.load(results_json)
-    return set(benchmarks) <= set(res.benchmarks) and res.limit == limit
+    if not (set(benchmarks) <= set(res.benchmarks) and res.limit == limit):
+        return False
+    return res.model.sha256 == run_folder.model_identity(model_dir).sha256  # a retrained point is redone
 
 
 def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
@@ -204,7 +208,9 @@ def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
 
     output = plan.eval_root(point)
     # labelled by the point's name, so this is where a previous evaluation sits
-    if _evaluated(output / point.name / "results.json", plan.benchmarks, args.limit):
+    if _evaluated(
+        output / point.name / "results.json", plan.benchmarks, args.limit, plan.run_dir(point) / "final"
+    ):
         print(f"  {point.name}: evaluated already ({output / point.name})")
         return output / point.name
     return evaluate(
@@ -223,6 +229,7 @@ def evaluate_point(args: argparse.Namespace, plan: Plan, point: Point) -> Path:
         lock_path=args.lock,
         allow_unlocked=args.allow_unlocked,
         label=point.name,
+        force=True,  # <point>/eval belongs to this point's model: a rerun replaces it
     )
 
 

@@ -1,30 +1,96 @@
-"""Atomic writes: results appear whole or not at all (temp file or folder + rename)."""
+"""Atomic writes: results appear whole or not at all (temp file or folder + rename).
+
+Temp files and folders are created with os.open/os.mkdir and the ordinary modes (0666/0777),
+so what is renamed into place carries the user's umask like any other file (tempfile's
+mkstemp/mkdtemp would leave 0600/0700). A write that fails (a full disk, a read-only folder)
+raises WriteError, a UsageError: one line, exit 2, and the temp file is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from repro.errors import UsageError
+
+TEMP_SUFFIX = ".tmp"
+
+
+class WriteError(UsageError):
+    """A file could not be written (full disk, permissions); nothing half-written was left."""
+
+
+def write_error(path: Path, exc: OSError, what: str = "") -> WriteError:
+    reason = exc.strerror or str(exc)
+    return WriteError(f"cannot write {path}: {reason}{what}")
+
+
+def temp_sibling(final: Path, tag: str = "") -> Path:
+    """A fresh hidden name beside `final` (`.<name>.<tag><random>.tmp`), not yet created."""
+    final = Path(final)
+    return final.parent / f".{final.name}.{tag}{secrets.token_hex(6)}{TEMP_SUFFIX}"
+
+
+def _open_temp(final: Path) -> tuple[Path, int]:
+    for _ in range(100):
+        tmp = temp_sibling(final)
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {final}")
+
+
+def make_temp_dir(final: Path, tag: str = "") -> Path:
+    """Create an empty hidden folder beside `final` with the umask's ordinary mode."""
+    for _ in range(100):
+        tmp = temp_sibling(final, tag)
+        try:
+            tmp.mkdir(0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {final}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (best effort: not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _open_temp(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    fsync_dir(path.parent)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -40,7 +106,7 @@ def output_dir(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp = make_temp_dir(final)
     try:
         yield tmp
         if final.exists():
@@ -51,3 +117,26 @@ def output_dir(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Put the finished folder `tmp` in the place of `final` (a sibling), whole.
+
+    `final` is renamed aside, `tmp` renamed into its place, the old one removed: at every
+    instant `final` is either the old folder, absent, or the new folder, never a mix. A
+    failure between the renames puts the old folder back.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if not final.exists():
+        os.rename(tmp, final)
+        fsync_dir(final.parent)
+        return
+    old = temp_sibling(final, "old-")
+    os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)

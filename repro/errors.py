@@ -1,30 +1,71 @@
-"""User-facing errors and the CLI wrapper that turns them into one line and exit 2."""
+"""User-facing errors and the CLI wrapper that turns every failure into one line and exit 2.
+
+`UsageError` is bad input or an unmet precondition, with a message that says what to do. Every
+other exception that reaches `run_cli` is turned into one line too: an OSError names the path and
+the reason (a full disk, a read-only folder, a file where a folder is expected), a file that is
+not UTF-8 says so, and anything unexpected is reported as an internal error with its type, its
+message and where it was raised. `--debug` (any command, either CLI) or SMOLTULU_DEBUG=1 shows
+the traceback instead; the flag also sets SMOLTULU_DEBUG, so commands that run other commands
+(the demo) pass it on.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
+DEBUG_ENV = "SMOLTULU_DEBUG"
+DEBUG_HINT = "rerun with --debug for the traceback"
+_PACKAGES = Path(__file__).resolve().parents[1]  # the folder holding repro/ and evalsuite/
 
 
 class UsageError(Exception):
     """Bad input or an unmet precondition the user can fix; the message says how."""
 
 
+def debug_enabled() -> bool:
+    """True when --debug was given or SMOLTULU_DEBUG is set to anything but 0/false/no/off."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class _DebugAction(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: Any) -> None:
+        os.environ[DEBUG_ENV] = "1"  # read by run_cli, and inherited by the commands this one runs
+        setattr(namespace, self.dest, True)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse prints the usage block before its error; the suite's contract is one line."""
+    """argparse prints the usage block before its error; the suite's contract is one line.
+
+    Every parser of the suite's CLIs accepts --debug, so it may come before or after COMMAND.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug",
+            action=_DebugAction,
+            default=argparse.SUPPRESS,
+            help=f"on failure, show the traceback instead of one line (also {DEBUG_ENV}=1)",
+        )
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """The suite's top-level parser: one-line errors, --lock, and a required COMMAND."""
-    from pathlib import Path
-
+    """The suite's top-level parser: one-line errors, --lock, --debug and a required COMMAND."""
     parser = OneLineParser(prog=prog, description=description)
     parser.add_argument(
         "--lock",
@@ -36,13 +77,118 @@ def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser
     return parser, sub
 
 
+def read_text(path: Path | str, what: str = "") -> str:
+    """A UTF-8 text file the user gave; not UTF-8, absent or unreadable is a one-line UsageError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what}{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); convert it to UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what}{path}: {exc.strerror or exc}") from None
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks and the blanks around them become one space."""
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or choose another output folder, then rerun",
+    errno.EACCES: "check its permissions, or choose a folder you can write to",
+    errno.EPERM: "check its permissions, or choose a folder you can write to",
+    errno.EROFS: "that filesystem is read-only: choose another folder",
+    errno.ENOTDIR: "a part of that path is a file, not a folder",
+    errno.EISDIR: "that path is a folder, not a file",
+    errno.EEXIST: "something is already there (a file where a folder is expected?)",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    _OS_HINTS[errno.EDQUOT] = "the disk quota is used up: free some space or choose another folder"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`path: reason; what to do` for an OSError that no command turned into a UsageError."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or one_line(str(exc)) or type(exc).__name__
+    text = f"{' -> '.join(paths)}: {reason}" if paths else reason
+    hint = _OS_HINTS.get(exc.errno) if exc.errno is not None else None
+    return f"{text}; {hint}" if hint else text
+
+
+def _where(exc: BaseException) -> str | None:
+    """`package/module.py:LINE` of the innermost frame in the suite's own code, if any."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        try:
+            rel = path.resolve().relative_to(_PACKAGES)
+        except (OSError, ValueError):
+            continue
+        if rel.parts and rel.parts[0] in ("repro", "evalsuite"):
+            found = f"{rel.as_posix()}:{frame.lineno}"
+    return found
+
+
+def describe(exc: BaseException) -> str:
+    """The one line (without `error: `) that stands for `exc`."""
+    if isinstance(exc, UsageError):
+        return one_line(str(exc))
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    where = _where(exc)
+    at = f" (in {where})" if where else ""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}){at}; convert it to UTF-8"
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return f"out of memory{at}; use a smaller batch size, --limit, or a machine with more memory"
+    message = one_line(str(exc))
+    detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"internal error: {detail}{at}; {DEBUG_HINT}"
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout went away (`| head`): stop quietly, as other command-line tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a CLI entry point; UsageError becomes `prog: error: ...` on stderr and exit 2."""
+    """Run a CLI entry point: any failure becomes `error: ...` on stderr (one line) and exit 2.
+
+    With --debug or SMOLTULU_DEBUG=1 the exception propagates with its traceback instead.
+    Ctrl-C stays `interrupted` and exit 130; a closed stdout pipe ends quietly.
+    """
     try:
         return main(argv)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if exc.filename is None:  # writing to our stdout, not to a file
+            return _stdout_gone()
+        if debug_enabled():
+            raise
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a batch size, a count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

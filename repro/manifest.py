@@ -1,4 +1,9 @@
-"""manifest.json beside every checkpoint: what exactly was run, on what, with which software."""
+"""manifest.json beside every checkpoint: what exactly was run, on what, with which software.
+
+A run also records, when it starts, what it is about to train (`run.json`: recipe after
+overrides, resolved inputs, batch split, command). `--resume` compares itself with that record
+and is refused when anything differs, so the manifest written at the end describes every step.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,17 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from repro import atomic
+from repro.errors import UsageError
 from repro.recipe import BatchPlan, Recipe
 from repro.resolve import Resolved
+
+STARTED = "run.json"
 
 PACKAGES = (
     "torch",
@@ -73,7 +82,14 @@ def build(
     dropped: dict[str, int],
     metrics: dict[str, Any],
     argv: list[str],
+    started: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The manifest; `started` (run.json) supplies the command the run began with and its resumes."""
+    if started is not None:
+        history = {"command": started["command"], "started_at": started.get("started_at")}
+        history["resumes"] = list(started.get("resumes", []))
+    else:
+        history = {"command": argv, "resumes": []}
     return {
         "recipe": recipe.name,
         "paper_name": recipe.paper_name,
@@ -93,7 +109,7 @@ def build(
         "versions": package_versions(),
         "git_commit": git_commit(),
         "hardware": hardware(),
-        "command": argv,
+        **history,
     }
 
 
@@ -101,3 +117,102 @@ def write(run_dir: Path, manifest: dict[str, Any]) -> Path:
     path = run_dir / "manifest.json"
     atomic.write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def started_record(
+    recipe: Recipe, *, profile: str, plan: BatchPlan, inputs: dict[str, Resolved], argv: list[str]
+) -> dict[str, Any]:
+    """What a run is about to train, written to run.json before its first step."""
+    return {
+        "recipe": recipe.name,
+        "stage": recipe.stage,
+        "profile": profile,
+        "hyperparameters": {k: asdict(v) for k, v in sorted(recipe.hyperparameters.items())},
+        "overrides": list(recipe.overrides),
+        "inputs": {k: _resolved(v) for k, v in inputs.items()},
+        "batch": asdict(plan),
+        "command": argv,
+        "started_at": _now(),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "resumes": [],
+    }
+
+
+def _input_identity(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two resolved inputs the same: hub repo and commit, or the local path."""
+    if record.get("source") == "hub":
+        return ("hub", record.get("repo_id"), record.get("revision"))
+    return (record.get("source"), record.get("path"))
+
+
+def _where(record: dict[str, Any]) -> str:
+    if record.get("source") == "hub":
+        return f"{record.get('repo_id')}@{record.get('revision') or 'hub head'}"
+    return str(record.get("path"))
+
+
+def _split(batch: dict[str, Any]) -> str:
+    parts = [batch.get(k, "?") for k in ("per_device", "grad_accum", "world_size")]
+    return "{} per device x {} accumulation x {} processes".format(*parts)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else repr(value)
+
+
+def differences(
+    recorded: dict[str, Any], current: dict[str, Any], *, compare_inputs: bool = True
+) -> list[str]:
+    """Every way `current` (this command) differs from `recorded` (how the run was started)."""
+    out = []
+    for key in ("recipe", "profile"):
+        if recorded.get(key) != current[key]:
+            out.append(f"{key} {current[key]} (started as {recorded.get(key)})")
+    old_hp, new_hp = recorded.get("hyperparameters", {}), current["hyperparameters"]
+    for key in sorted({*old_hp, *new_hp}):
+        old = old_hp.get(key, {}).get("value", "unset")
+        new = new_hp.get(key, {}).get("value", "unset")
+        if old != new or type(old) is not type(new):
+            out.append(f"{key}={_show(new)} (started with {_show(old)})")
+    if sorted(recorded.get("overrides", [])) != sorted(current["overrides"]) and not out:
+        out.append(f"overrides {current['overrides']} (started with {recorded.get('overrides', [])})")
+    old_in, new_in = recorded.get("inputs", {}), current["inputs"]
+    for key in sorted({*old_in, *new_in}) if compare_inputs else []:
+        old, new = old_in.get(key, {}), new_in.get(key, {})
+        if _input_identity(old) != _input_identity(new):
+            out.append(f"{key} input {_where(new)} (started from {_where(old) if old else 'none'})")
+    old_batch, new_batch = recorded.get("batch", {}), current["batch"]
+    if old_batch != new_batch:
+        out.append(f"batch split {_split(new_batch)} (started with {_split(old_batch)})")
+    return out
+
+
+def read_started(run_dir: Path) -> dict[str, Any] | None:
+    """run.json of `run_dir` (None when there is none); an unreadable one is an error."""
+    path = run_dir / STARTED
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{path} is unreadable ({exc.__class__.__name__}): --resume cannot check that this command "
+            "trains what the run was started with; train into another --out"
+        ) from None
+    if not isinstance(record, dict) or "command" not in record:
+        raise UsageError(f"{path} is not a run record of this suite; train into another --out")
+    return record
+
+
+def write_started(run_dir: Path, record: dict[str, Any]) -> None:
+    atomic.write_text(run_dir / STARTED, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def record_resume(record: dict[str, Any], argv: list[str], checkpoint: Path | None) -> dict[str, Any]:
+    entry = {"command": argv, "at": _now(), "from_checkpoint": checkpoint.name if checkpoint else None}
+    return {**record, "resumes": [*record.get("resumes", []), entry]}

@@ -8,6 +8,7 @@ say where the value comes from: "paper ...", "Tulu 3 default ...", or "assumptio
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -141,7 +142,57 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
         ):
             raise UsageError(f"--override {key}={text}: expected a value like {old!r}")
         target[key] = Sourced(value, f"override: command line (recipe had {old!r})")
-    return replace(recipe, hyperparameters=hyper, inputs=inputs, overrides=(*recipe.overrides, *overrides))
+    changed = replace(recipe, hyperparameters=hyper, inputs=inputs, overrides=(*recipe.overrides, *overrides))
+    check_values(changed)
+    return changed
+
+
+SEED_LIMIT = 2**32  # numpy's seeds (transformers.set_seed seeds numpy too) are 0 .. 2**32 - 1
+# Numeric settings and the values they can take: (kind, lowest, lowest allowed?, highest, highest allowed?).
+RANGES: dict[str, tuple[type, float, bool, float, bool]] = {
+    "learning_rate": (float, 0.0, False, math.inf, False),
+    "effective_batch_size": (int, 1, True, math.inf, False),
+    "num_train_epochs": (float, 0.0, False, math.inf, False),
+    "warmup_ratio": (float, 0.0, True, 1.0, False),
+    "weight_decay": (float, 0.0, True, math.inf, False),
+    "max_grad_norm": (float, 0.0, True, math.inf, False),
+    "max_length": (int, 1, True, math.inf, False),
+    "seed": (int, 0, True, SEED_LIMIT, False),
+    "beta": (float, 0.0, False, math.inf, False),
+    "adam_epsilon": (float, 0.0, False, math.inf, False),
+    "dropout": (float, 0.0, True, 1.0, False),
+}
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _range_text(low: float, low_ok: bool, high: float, high_ok: bool) -> str:
+    if high == math.inf:
+        return f"{'at least' if low_ok else 'above'} {_number(low)}"
+    return f"in {'[' if low_ok else '('}{_number(low)}, {_number(high)}{']' if high_ok else ')'}"
+
+
+def check_values(recipe: Recipe) -> None:
+    """Refuse numbers no run can use (NaN, infinite, negative, zero batch, out-of-range seed)."""
+    for key, (kind, low, low_ok, high, high_ok) in RANGES.items():
+        if key not in recipe.hyperparameters:
+            continue
+        value = recipe.hp(key)
+        where = f"{key}={value!r}"
+        if recipe.hyperparameters[key].source.startswith("override: "):  # --seed N is the override seed=N
+            where = f"--override {where}" if key != "seed" else f"seed {value!r} (--seed or --override)"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{where}: expected a number")
+        if kind is int and not isinstance(value, int):
+            raise UsageError(f"{where}: expected a whole number")
+        if not math.isfinite(value):
+            raise UsageError(f"{where}: must be a finite number")
+        too_low = value < low or (value == low and not low_ok)
+        too_high = value > high or (value == high and not high_ok)
+        if too_low or too_high:
+            raise UsageError(f"{where}: must be {_range_text(low, low_ok, high, high_ok)}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +213,10 @@ def plan_batch(
     effective: int, world_size: int, per_device: int | None = None, max_per_device: int = 8
 ) -> BatchPlan:
     """Split the recipe's effective batch exactly; refuse any world size that cannot keep it."""
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise UsageError(f"world size {world_size!r}: must be a whole number of processes, at least 1")
+    if isinstance(effective, bool) or not isinstance(effective, int) or effective < 1:
+        raise UsageError(f"effective batch size {effective!r}: must be a whole number, at least 1")
     if effective % world_size:
         raise UsageError(
             f"effective batch {effective} cannot be split over {world_size} processes; "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro import lock as lockfile
+from repro import model_folder
 from repro.errors import UsageError
 
 HUB_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
@@ -97,11 +98,28 @@ def resolve(
     allow_unlocked: bool = False,
     repo_type: str = "model",
 ) -> Resolved:
-    """Turn a path, lock name or hub id into a local directory, applying the lock."""
+    """Turn a path, lock name or hub id into a local directory, applying the lock.
+
+    Every model it returns has passed repro.model_folder.check (safetensors only, whole weights,
+    a tokenizer, no remote code), so training and evaluation refuse the same folders.
+    """
+    resolved = _resolve(spec, lock=lock, allow_unlocked=allow_unlocked, repo_type=repo_type)
+    if repo_type == "model":
+        model_folder.check(resolved.path)
+    return resolved
+
+
+def _resolve(spec: str, *, lock: lockfile.Lock | None, allow_unlocked: bool, repo_type: str) -> Resolved:
     local = Path(spec).expanduser()
     if local.is_dir():
         if final := finished_run(local):
             return Resolved(path=final.resolve(), source="repro-output")
+        unfinished = (local / "run.json").is_file() or (local / "checkpoints").is_dir()
+        if repo_type == "model" and unfinished and not (local / "config.json").is_file():
+            raise UsageError(
+                f"{spec}: an unfinished `python -m repro` run (no manifest.json yet): finish it with "
+                f"--resume --out {spec}, or pass a model folder"
+            )
         return Resolved(path=local.resolve(), source="local")
     if spec.startswith((".", "/", "~")) or (os.sep in spec and not _looks_like_hub_id(spec)):
         raise UsageError(f"{spec}: no such directory")

@@ -1,21 +1,37 @@
 """`python -m repro NAME`: resolve a recipe's inputs, train its stage with TRL, write the run.
 
-A run folder holds `checkpoints/` (Trainer checkpoints, for --resume), `final/` (the model
-and tokenizer, written whole) and `manifest.json` (written last: a run without it is
-unfinished). Profiles: `real` (the paper's models and data through checkpoints.lock) and
-`smoke` (the embedded tiny model, the small in-repo data in the real schemas, a few steps;
-nothing else about the recipe changes).
+A run folder holds `run.json` (what the run was started with: --resume must match it),
+`checkpoints/` (Trainer checkpoints, each marked complete once whole, for --resume), `final/`
+(the model and tokenizer, written whole) and `manifest.json` (written last: a run without it is
+unfinished). One process writes a run folder at a time (`.lock`, repro.run_lock).
+Profiles: `real` (the paper's models and data through checkpoints.lock) and `smoke` (the
+embedded tiny model, the small in-repo data in the real schemas, a few steps; nothing else
+about the recipe changes).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from repro import atomic, chat_templates, manifest, stages, tiny, trl_args
+from repro import (
+    atomic,
+    chat_templates,
+    checkpoints,
+    manifest,
+    model_folder,
+    run_lock,
+    stages,
+    tiny,
+    trl_args,
+)
 from repro import lock as lockfile
 from repro.errors import UsageError
 from repro.recipe import BatchPlan, Recipe
@@ -47,17 +63,31 @@ def _smoke_base_model(root: Path) -> Resolved:
     """The embedded tiny model, built once per outputs folder (deterministic, seconds)."""
     path = root / "_tiny-model"
     if not (path / "config.json").is_file():
-        with atomic.output_dir(path, overwrite=True) as tmp:
-            tiny.build_tiny_model(tmp)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # stderr stays free for a one-line error of a later check
+        try:
+            with atomic.output_dir(path, overwrite=True) as tmp:
+                tiny.build_tiny_model(tmp)
+        except OSError as exc:
+            raise UsageError(f"cannot write the embedded tiny model to {path}: {exc.strerror}") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
     return Resolved(path=path.resolve(), source="local", name="embedded tiny model")
 
 
 def model_input(req: Request) -> Resolved:
     """The checkpoint the stage starts from: --from, a finished local run, or the lock."""
     if req.init_from is not None:
+        if not req.init_from.is_dir():
+            raise UsageError(f"--from {req.init_from}: no such directory")
         path = finished_run(req.init_from) or req.init_from
-        if not (path / "config.json").is_file():
-            raise UsageError(f"--from {req.init_from}: no model there (no config.json)")
+        try:
+            model_folder.check(path)
+        except UsageError as exc:
+            raise UsageError(f"--from {exc}") from None
         return Resolved(path=path.resolve(), source="local")
     root = profile_root(req.profile)
     name = str(req.recipe.inputs["model"].value)
@@ -102,7 +132,13 @@ def dataset_input(req: Request) -> tuple[Resolved, Any]:
     return resolved, dataset
 
 
-def trainer_config(req: Request) -> Any:
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def trainer_config(req: Request) -> tuple[Any, list[warnings.WarningMessage]]:
+    """The stage's TRL config, and the warnings building it raised (shown once the run goes ahead)."""
     import torch
 
     kwargs = trl_args.trl_kwargs(req.recipe, req.plan, str(req.out / "checkpoints"))
@@ -112,12 +148,36 @@ def trainer_config(req: Request) -> Any:
         kwargs.update(save_steps=REAL_SAVE_STEPS, save_total_limit=3)
     if not torch.cuda.is_available():
         kwargs["use_cpu"] = True
-    return trl_args.config_class(req.recipe.stage)(**kwargs)
+    with warnings.catch_warnings(record=True) as caught:  # shown only when the settings are accepted
+        warnings.simplefilter("always")
+        try:
+            config = trl_args.config_class(req.recipe.stage)(**kwargs)
+        except (ValueError, TypeError) as exc:  # TrainingArguments' own checks (scheduler, optimizer...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise UsageError(f"{req.recipe.name}: TRL refuses these settings: {first}") from None
+    return config, caught
+
+
+def _entries(out: Path) -> list[Path]:
+    """What a run folder holds, the lock file aside (it stays after every run)."""
+    return [p for p in out.iterdir() if p.name != run_lock.LOCK_NAME]
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def check_output(req: Request) -> None:
     out = req.out
     if not out.exists():
+        base = _nearest_existing(out)
+        if not base.is_dir():
+            raise UsageError(f"cannot write --out {out}: {base} is a file, not a folder")
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write --out {out}: {base} is not writable")
         return
     if not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
@@ -125,17 +185,107 @@ def check_output(req: Request) -> None:
         raise UsageError(
             f"{out} already holds a finished {req.recipe.name} run; choose another --out or delete it"
         )
-    if any(out.iterdir()) and not req.resume:
+    if _entries(out) and not req.resume:
         raise UsageError(
             f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out"
         )
 
 
-def train(req: Request, argv: list[str]) -> Path:
-    from transformers import AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
+def _make_dirs(path: Path) -> list[Path]:
+    """mkdir -p, returning the folders this call created (outermost first) for clean-up on failure."""
+    missing = []
+    probe = path.absolute()
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    created = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+    except FileExistsError:
+        pass  # another process made it meanwhile; the lock decides who writes there
+    except OSError as exc:
+        _remove_created(created)
+        raise UsageError(f"cannot write --out {path}: {exc.strerror}") from None
+    return created
 
-    check_output(req)
+
+def _remove_created(created: list[Path]) -> None:
+    if created:
+        shutil.rmtree(created[0], ignore_errors=True)
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a launch (accelerate/torchrun set RANK), or a plain single-process run."""
+    try:
+        return int(os.environ.get("RANK", "0")) == 0
+    except ValueError:
+        return True
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _started(req: Request, inputs: dict[str, Resolved], argv: list[str]) -> dict[str, Any]:
+    """run.json: compared with this command on --resume (refused when they differ), else written."""
+    recorded = manifest.read_started(req.out)
+    if recorded is None:
+        current = manifest.started_record(
+            req.recipe, profile=req.profile, plan=req.plan, inputs=inputs, argv=argv
+        )
+        if req.resume and checkpoints.scan(req.out / "checkpoints").newest is not None:
+            raise UsageError(
+                f"{req.out} has checkpoints but no {manifest.STARTED} recording what they were trained "
+                "with, so --resume cannot check this command against them; train into another --out"
+            )
+        manifest.write_started(req.out, current)
+        return current
+    _refuse_other_settings(req, recorded, inputs, argv)
+    return recorded
+
+
+def _refuse_other_settings(
+    req: Request, recorded: dict[str, Any] | None, inputs: dict[str, Resolved], argv: list[str]
+) -> None:
+    """UsageError naming every difference between this command and the run's run.json.
+
+    With `inputs` empty only the recipe, its values and the batch split are compared (before
+    anything is loaded); with the resolved inputs, everything."""
+    if recorded is None:
+        return
+    current = manifest.started_record(
+        req.recipe, profile=req.profile, plan=req.plan, inputs=inputs, argv=argv
+    )
+    differ = manifest.differences(recorded, current, compare_inputs=bool(inputs))
+    if differ:
+        command = " ".join(recorded.get("command", [])) or "its original command"
+        raise UsageError(
+            f"--resume: {req.out} was started with other settings, so its checkpoints and manifest "
+            f"would misstate this run: {'; '.join(differ)}. Resume with `{command} --resume`, or train "
+            "into another --out"
+        )
+
+
+def train(req: Request, argv: list[str]) -> Path:
+    """Train `req` into req.out: one process writes a run folder at a time (repro.run_lock)."""
+    main = _is_main_process()
+    if main:
+        run_lock.refuse_if_held(req.out)  # say so now, not after minutes of loading
+        check_output(req)
+        if req.resume:  # the recipe, numbers and batch split now; the resolved inputs once loaded
+            _refuse_other_settings(req, manifest.read_started(req.out), {}, argv)
+    config, config_warnings = trainer_config(req)  # TRL's own refusals, before any loading or writing
     model = model_input(req)  # inputs first: a missing parent must leave no output folder behind
     data_source, dataset = dataset_input(req)
     inputs = {"model": model, "dataset": data_source}
@@ -143,30 +293,82 @@ def train(req: Request, argv: list[str]) -> Path:
         inputs["chat_template"] = resolve(
             str(req.recipe.inputs["chat_template"].value), lock=req.lock, allow_unlocked=req.allow_unlocked
         )
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(inputs.get("chat_template", model).path)
     # One template for masks and preference rows, the same rule in every stage (refused before
     # anything is written when no training template renders like the tokenizer's own).
     value, source = chat_templates.requested(req.recipe)
     template = chat_templates.select(tokenizer, value, source, chat_templates.dataset_conversations(dataset))
     print(f"chat template: {template.describe()}")
-    try:
-        req.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot write --out {req.out}: {exc.strerror}") from None
-    dropped: dict[str, int] = {}
+    if not main:
+        _show(config_warnings)
+        return _train(req, argv, inputs, dataset, tokenizer, template, config, None)
 
-    config = trainer_config(req)
-    trainer = stages.module(req.recipe.stage).build(model.path, tokenizer, dataset, config, template=template)
+    created = _make_dirs(req.out)
+    try:
+        held = run_lock.acquire(req.out, " ".join(argv))
+    except run_lock.Busy:  # a run that started at the same moment holds it (and may have made it)
+        raise
+    except BaseException:
+        _remove_created(created)
+        raise
+    fresh = False
+    try:
+        check_output(req)  # again, under the lock: another run may have written here meanwhile
+        fresh = not _entries(req.out)
+        started = _started(req, inputs, argv)
+        _show(config_warnings)  # every check passed: the run goes ahead
+        return _train(req, argv, inputs, dataset, tokenizer, template, config, started)
+    except BaseException as exc:
+        # a run that fails before its first complete checkpoint leaves the folder as it found it
+        if fresh and checkpoints.scan(req.out / "checkpoints").newest is None:
+            if created:
+                _remove_created(created)
+            else:
+                for entry in _entries(req.out):
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+                (req.out / run_lock.LOCK_NAME).unlink(missing_ok=True)  # safe: acquire re-checks the inode
+        if isinstance(exc, Exception) and _out_of_space(exc):
+            raise UsageError(
+                f"out of disk space writing {req.out}: free some, then rerun with --resume (it continues "
+                "from the newest complete checkpoint)"
+            ) from None
+        raise
+    finally:
+        held.release()
+
+
+def _train(
+    req: Request,
+    argv: list[str],
+    inputs: dict[str, Resolved],
+    dataset: Any,
+    tokenizer: Any,
+    template: Any,
+    config: Any,
+    started: dict[str, Any] | None,
+) -> Path:
+    dropped: dict[str, int] = {}
+    trainer = stages.module(req.recipe.stage).build(
+        inputs["model"].path, tokenizer, dataset, config, template=template
+    )
+    trainer.add_callback(checkpoints.callback())  # marks each checkpoint complete once it is written
     if req.recipe.stage == "dpo":  # open-instruct drops pairs left with no label after truncation
         dropped["no_label_after_truncation"] = len(dataset) - len(trainer.train_dataset)
     if req.recipe.stage == "rm":  # TRL filters pairs over max_length; count them
         dropped["over_max_length"] = len(dataset) - len(trainer.train_dataset)
         print(f"reward model: {dropped['over_max_length']} pairs over {config.max_length} tokens dropped")
 
-    checkpoints = req.out / "checkpoints"
-    last = get_last_checkpoint(str(checkpoints)) if req.resume and checkpoints.is_dir() else None
+    found = checkpoints.scan(req.out / "checkpoints") if req.resume else checkpoints.Found(None, {})
+    if started is not None:  # the main process: remove what can never be loaded, record the resume
+        checkpoints.discard(found)
+        if req.resume:
+            started = manifest.record_resume(started, argv, found.newest)
+            manifest.write_started(req.out, started)
+    last = str(found.newest) if found.newest else None
     if req.resume:
-        print(f"resuming from {last}" if last else "no checkpoint to resume from: starting fresh")
+        print(f"resuming from {last}" if last else "no complete checkpoint to resume from: starting fresh")
     result = trainer.train(resume_from_checkpoint=last)
 
     if trainer.is_world_process_zero():
@@ -176,15 +378,18 @@ def train(req: Request, argv: list[str]) -> Path:
             # a pickle of the TrainingArguments; the manifest records them, final/ stays pickle-free
             (tmp / "training_args.bin").unlink(missing_ok=True)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        train_loss = result.training_loss  # of the steps this process ran; a resumed run logged the rest
+        if found.newest is not None and losses:  # logging_steps=1: the mean of every step's loss
+            train_loss = sum(losses) / len(losses)
         metrics = {
-            "train_loss": result.training_loss,
+            "train_loss": train_loss,
             "final_step_loss": losses[-1] if losses else None,
             "global_step": trainer.state.global_step,
             "step_losses": losses,
         }
         record = manifest.build(
             req.recipe, profile=req.profile, plan=req.plan, inputs=inputs, dataset=dataset,
-            dropped=dropped, metrics=metrics, argv=argv,
+            dropped=dropped, metrics=metrics, argv=argv, started=started,
         )  # fmt: skip
         record["chat_template"] = template.record()
         manifest.write(req.out, record)

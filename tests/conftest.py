@@ -88,7 +88,10 @@ def real_items() -> Path:
 def benchdata() -> Path:
     """The whole files: ../shared/benchdata, or SMOLTULU_BENCHDATA. Only for tests that need whole
     files (row counts, few-shot pools, every item); they skip when it is absent."""
-    path = Path(os.environ.get("SMOLTULU_BENCHDATA", ROOT.parent / "shared" / "benchdata"))
+    named = os.environ.get("SMOLTULU_BENCHDATA")
+    path = Path(named or ROOT.parent / "shared" / "benchdata")
+    if named and not (path / "SHA256SUMS").is_file():
+        pytest.fail(f"SMOLTULU_BENCHDATA={named} is not a copy of shared/benchdata (no SHA256SUMS)")
     if not (path / "SHA256SUMS").is_file():
         pytest.skip(
             f"needs the whole benchmark files, not found at {path} (tests/fixtures/benchdata holds only "

@@ -153,12 +153,23 @@ def test_each_point_is_handed_to_evaluate_with_its_settings(tmp_path: Path, monk
     # results already there for the same benchmarks and limit: not evaluated again; another limit: again
     _results(run_dir / "eval" / point.name, 9e-5, 8, dict.fromkeys(BENCHES, 10))
     res = results_io.load(run_dir / "eval" / point.name)
-    results_io.save(replace(res, limit=3), run_dir / "eval" / point.name)
+    (run_dir / "final").mkdir(parents=True)
+    (run_dir / "final" / "config.json").write_text("{}")
+    from evalsuite import run_folder
+
+    weights = run_folder.model_identity(run_dir / "final").sha256
+    model = replace(res.model, sha256=weights)
+    results_io.save(replace(res, limit=3, model=model), run_dir / "eval" / point.name)
     ablation.evaluate_point(args, plan, point)
     assert len(calls) == 1
-    args.limit = 4
+    # the point retrained since (other weights): evaluated again
+    (run_dir / "final" / "config.json").write_text('{"retrained": true}')
     ablation.evaluate_point(args, plan, point)
     assert len(calls) == 2
+    (run_dir / "final" / "config.json").write_text("{}")
+    args.limit = 4
+    ablation.evaluate_point(args, plan, point)
+    assert len(calls) == 3
 
 
 # ---- Figure 1 from results folders -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -114,9 +115,18 @@ def test_lock_rejects_a_short_revision(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ a fake snapshot and its lock
 
+
+def _safetensors() -> bytes:
+    """A small but whole safetensors file: the resolver opens the weights of every model it returns."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"weights": np.arange(64, dtype=np.uint8)})
+
+
 FILES = {
     "config.json": b'{"model_type": "llama"}\n',
-    "model.safetensors": b"\x00weights" * 64,
+    "model.safetensors": _safetensors(),
     "tokenizer.json": b'{"version": "1.0"}\n',
 }
 
@@ -226,14 +236,13 @@ def test_resolver_refusals(fake: SimpleNamespace, tmp_path: Path, monkeypatch: p
 
 
 def test_resolver_points_reproduce_only_names_at_their_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
 ) -> None:
     monkeypatch.setenv("SMOLTULU_OUTPUTS", str(tmp_path))
     lock = lockfile.load(ROOT / "checkpoints.lock")
     with pytest.raises(UsageError, match=r"not published: produce it with `python -m repro dpo-1207`"):
         resolve("dpo-1207", lock=lock)
-    (tmp_path / "dpo-1207" / "final").mkdir(parents=True)
-    (tmp_path / "dpo-1207" / "final" / "config.json").write_text("{}")
+    shutil.copytree(tiny_model_dir, tmp_path / "dpo-1207" / "final")  # a model folder, no manifest yet
     with pytest.raises(UsageError, match="not published"):  # unfinished: no manifest yet
         resolve("dpo-1207", lock=lock)
     (tmp_path / "dpo-1207" / "manifest.json").write_text("{}")
@@ -267,7 +276,14 @@ def test_resolver_reads_the_parquet_conversion_not_the_script_commit(
 
     from evalsuite import sources
 
-    row = {"ind": 0, "activity_label": "A", "ctx_a": "x", "ctx_b": "y", "ctx": "x y", "endings": ["a"]}
+    row = {
+        "ind": 0,
+        "activity_label": "A",
+        "ctx_a": "x",
+        "ctx_b": "y",
+        "ctx": "x y",
+        "endings": ["a", "b", "c", "d"],
+    }
     cache = tmp_path / "hf-cache" / "datasets--Rowan--hellaswag" / "snapshots"
     data = cache / PARQUET_SHA / "default" / "validation" / "0000.parquet"
     data.parent.mkdir(parents=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from conftest import run_module
 
@@ -116,14 +118,13 @@ def test_tulu3_values_and_sources_follow_open_instruct() -> None:
     assert "RM-1130" in start.source and "--from" in start.source and "sft-1207" in start.source
 
 
-def test_rm_1207_starts_from_sft_1207_with_from(tmp_path) -> None:
+def test_rm_1207_starts_from_sft_1207_with_from(tmp_path, tiny_model_dir) -> None:
     """The other choice for RM-1207's start (Tulu 3's: its SFT model) is `--from <sft-1207 run>`."""
     from repro import lock as lockfile
     from repro import run
 
     sft_run = tmp_path / "sft-1207"  # a finished run folder, as `python -m repro sft-1207` leaves it
-    (sft_run / "final").mkdir(parents=True)
-    (sft_run / "final" / "config.json").write_text("{}")
+    shutil.copytree(tiny_model_dir, sft_run / "final")  # --from checks it is a model folder
     (sft_run / "manifest.json").write_text("{}")
     request = run.Request(recipe=recipe.load("rm-1207"), profile="smoke", plan=recipe.plan_batch(8, 1),
                           out=tmp_path / "rm", lock=lockfile.load(), init_from=sft_run)  # fmt: skip

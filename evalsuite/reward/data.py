@@ -8,13 +8,14 @@ wanted split are taken when there are any; otherwise every file in the folder is
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from repro import lock as lockfile
-from repro.errors import UsageError
+from repro.errors import UsageError, one_line, read_text
 from repro.resolve import resolve
 
 Message = dict[str, str]
@@ -68,32 +69,53 @@ def data_files(folder: Path, split: str) -> list[Path]:
     return named or files
 
 
-def _read(files: list[Path], progress: bool) -> list[dict[str, Any]]:
-    from datasets import load_dataset
-    from datasets import utils as ds_utils
+def _read_file(path: Path) -> tuple[list[Any], list[str]]:
+    """The rows of one parquet or JSON-lines file, and where each came from (`file:line`)."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, pa.ArrowException) as exc:
+            raise UsageError(f"{path}: not a readable parquet file ({one_line(str(exc))})") from None
+        return rows, [f"{path} row {i + 1}" for i in range(len(rows))]
+    text = read_text(path)
+    rows, origins = [], []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 may be inside strings
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not JSON ({exc.msg}); fix or remove that line") from None
+        origins.append(f"{path}:{number}")
+    return rows, origins
+
+
+def _read(files: list[Path]) -> tuple[list[Any], list[str]]:
     kinds = {EXTENSIONS[p.suffix] for p in files}
     if len(kinds) > 1:
         raise UsageError(f"{files[0].parent}: mixes parquet and jsonl files; keep one format")
-    was_disabled = ds_utils.are_progress_bars_disabled()
-    if not progress:
-        ds_utils.disable_progress_bars()
-    try:
-        ds = load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
-    except Exception as exc:  # malformed files surface as several datasets/pyarrow errors
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{files[0].parent}: cannot read {len(files)} file(s): {first_line}") from None
-    finally:
-        if not was_disabled:
-            ds_utils.enable_progress_bars()
-    return list(ds)
+    rows: list[Any] = []
+    origins: list[str] = []
+    for path in files:
+        more, where = _read_file(path)
+        rows += more
+        origins += where
+    return rows, origins
 
 
-def _messages(value: Any, prompt: str | None, where: str) -> list[Message]:
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _messages(value: Any, prompt: str | None, field: str) -> list[Message]:
     """A response as a conversation: a string becomes user(prompt) + assistant(value)."""
     if isinstance(value, str):
         if prompt is None:
-            raise UsageError(f"{where}: a string response needs a 'prompt' column")
+            raise UsageError(f"field {field!r} is a string response, which needs a 'prompt' column")
         return [{"role": "user", "content": prompt}, {"role": "assistant", "content": value}]
     if (
         isinstance(value, list)
@@ -102,33 +124,53 @@ def _messages(value: Any, prompt: str | None, where: str) -> list[Message]:
     ):
         messages = [{"role": str(m["role"]), "content": m["content"]} for m in value]
         if messages[-1]["role"] != "assistant":
-            raise UsageError(f"{where}: the conversation must end with an assistant turn")
+            raise UsageError(f"field {field!r}: the conversation must end with an assistant turn")
         if messages[0]["role"] == "assistant":  # response-only list: the prompt is separate
             if prompt is None:
-                raise UsageError(f"{where}: an assistant-only conversation needs a 'prompt' column")
+                raise UsageError(f"field {field!r}: an assistant-only conversation needs a 'prompt' column")
             messages.insert(0, {"role": "user", "content": prompt})
         return messages
-    raise UsageError(f"{where}: responses must be strings or lists of {{role, content}} messages")
+    raise UsageError(
+        f"field {field!r} is {_show(value)}, expected a string or a list of {{role, content}} messages"
+    )
 
 
-def _pairs(rows: list[dict[str, Any]], src: Source, where: str) -> list[Pair]:
-    needed = {"chosen", "rejected"} | ({"subset", "prompt"} if src.subset_column else set())
-    if rows and (missing := sorted(needed - set(rows[0]))):
-        raise UsageError(f"{where}: missing column(s) {', '.join(missing)}; expected {src.columns}")
-    key = next((k for k in ("id", "prompt_id") if rows and k in rows[0]), None)
-    raw_ids = [str(r[key]) if key else str(i) for i, r in enumerate(rows)]
+def _pair(row: Any, src: Source) -> tuple[str, list[Message], list[Message], str]:
+    """(prompt, chosen, rejected, subtask) of one row; UsageError (without the row's place) if malformed."""
+    if not isinstance(row, dict):
+        raise UsageError(f"the row is {_show(row)}, expected an object with {src.columns}")
+    needed = ("prompt", "chosen", "rejected", "subset") if src.subset_column else ("chosen", "rejected")
+    missing = [f for f in needed if row.get(f) is None]
+    if missing:
+        raise UsageError(f"missing column(s) {', '.join(missing)}; expected {src.columns}")
+    prompt = row.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise UsageError(f"field 'prompt' is {_show(prompt)}, expected text")
+    chosen = _messages(row["chosen"], prompt, "chosen")
+    rejected = _messages(row["rejected"], prompt, "rejected")
+    if prompt is None:
+        prompt = next((m["content"] for m in chosen if m["role"] == "user"), "")
+    subtask = row["subset"] if src.subset_column else src.folder
+    if not isinstance(subtask, str) or not subtask:
+        raise UsageError(f"field 'subset' is {_show(subtask)}, expected a subset name")
+    return prompt, chosen, rejected, subtask
+
+
+def _pairs(rows: list[Any], origins: list[str], src: Source) -> list[Pair]:
+    key = next((k for k in ("id", "prompt_id") if rows and isinstance(rows[0], dict) and k in rows[0]), None)
     seen: Counter[str] = Counter()
     pairs = []
-    for i, (row, raw_id) in enumerate(zip(rows, raw_ids, strict=True)):
+    for row, origin in zip(rows, origins, strict=True):
+        try:
+            prompt, chosen, rejected, subtask = _pair(row, src)
+            raw_id = row.get(key) if key else len(pairs)
+            if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+                raise UsageError(f"field {key!r} is {_show(raw_id)}, expected an id (text or a number)")
+        except UsageError as exc:
+            raise UsageError(f"{origin}: {exc}; fix or remove that row") from None
+        raw_id = str(raw_id)
         seen[raw_id] += 1
         pair_id = raw_id if seen[raw_id] == 1 else f"{raw_id}#{seen[raw_id]}"  # ids must be unique
-        at = f"{where} row {i}"
-        prompt = row.get("prompt")
-        chosen = _messages(row["chosen"], prompt, at)
-        rejected = _messages(row["rejected"], prompt, at)
-        if not isinstance(prompt, str):
-            prompt = next((m["content"] for m in chosen if m["role"] == "user"), "")
-        subtask = str(row["subset"]) if src.subset_column else src.folder
         pairs.append(Pair(pair_id, subtask, prompt, chosen, rejected))
     return pairs
 
@@ -156,13 +198,17 @@ def load_pairs(
     allow_unlocked: bool = False,
     progress: bool = True,
 ) -> list[Pair]:
-    """The benchmark's pairs; with `limit`, the first `limit` of each RewardBench subset (of UFB)."""
+    """The benchmark's pairs; with `limit`, the first `limit` of each RewardBench subset (of UFB).
+
+    Every row is checked; a malformed one is a UsageError naming its file, line and field.
+    (`progress` is kept for callers: the files are read directly, without a progress bar.)
+    """
     src = SOURCES[benchmark]
     folder = _folder(benchmark, data_dir, lock, allow_unlocked)
     files = data_files(folder, src.split)
     if not files:
         raise UsageError(f"{folder} has no .parquet or .jsonl files: expected {layout_hint(benchmark)}")
-    pairs = _pairs(_read(files, progress), src, str(folder))
+    pairs = _pairs(*_read(files), src)
     if not pairs:
         raise UsageError(f"{folder}: no rows")
     if limit is not None:

@@ -1,0 +1,199 @@
+"""One results folder holds one model: claimed with its identity when a run starts, filled whole at the end.
+
+`identity.json` names what the folder's results are of: for `run`, the sha256 of every file
+of the model folder (all weight files, every `*.safetensors` shard and its index or any other
+layout, config, generation config, tokenizer, chat template), for `score` the outputs file.
+Each file is read and hashed in full (streamed, several files in parallel): about 1 GB/s per
+core with SHA extensions, so ~3 s for SmolLM2-1.7B in bf16 and ~16 s of CPU for an 8B reward
+model, read from the page cache when the model is loaded anyway. Sizes and mtimes are not an
+identity: two models can share both.
+
+A run under a label whose folder belongs to another model is refused; `--force` empties it
+first. While a run works, its per-item records go to `.pending/`; at the end the old
+results.json is removed, the records moved into `items/` and the new results.json (with the
+sha256 of each items file) written, so a results.json is only ever beside the items it was
+written with: a kill leaves the folder without results.json (unfinished, ignored by `tables`),
+never with a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite import results as results_io
+from repro import atomic
+from repro.errors import UsageError
+
+IDENTITY_FORMAT = "smoltulu-identity/1"
+IDENTITY_FILE = results_io.IDENTITY_FILE
+PENDING = ".pending"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Identity:
+    sha256: str  # over the (name, size, sha256) of every file
+    kind: str  # "model-folder" | "outputs-file"
+    source: str  # the folder or file it was computed from
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"size", "sha256"}
+
+    def to_json(self) -> str:
+        return json.dumps({"format": IDENTITY_FORMAT, **asdict(self)}, indent=2, sort_keys=True) + "\n"
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _identity(kind: str, source: Path, files: list[Path]) -> Identity:
+    workers = max(1, min(4, os.cpu_count() or 1, len(files)))
+    try:
+        if workers > 1:  # hashlib releases the GIL on large updates: shards hash in parallel
+            with ThreadPoolExecutor(workers) as pool:
+                hashed = list(pool.map(_hash_file, files))
+        else:
+            hashed = [_hash_file(p) for p in files]
+    except OSError as exc:
+        raise UsageError(f"cannot read {source} to identify it: {exc.strerror or exc}") from None
+    entries = {p.name: {"size": size, "sha256": sha} for p, (size, sha) in zip(files, hashed, strict=True)}
+    total = hashlib.sha256(kind.encode() + b"\n")
+    for name in sorted(entries):
+        total.update(f"{name}\t{entries[name]['size']}\t{entries[name]['sha256']}\n".encode())
+    return Identity(total.hexdigest(), kind, str(source), entries)
+
+
+def model_identity(folder: Path) -> Identity:
+    """The identity of a model folder: every regular file in it (hidden ones aside), hashed in full."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    if not files:
+        raise UsageError(f"{folder}: no model files in it")
+    return _identity("model-folder", folder, files)
+
+
+def outputs_identity(path: Path) -> Identity:
+    """The identity of an outputs file `evalsuite score` reads."""
+    return _identity("outputs-file", Path(path), [Path(path)])
+
+
+def recorded(folder: Path) -> dict[str, Any] | None:
+    """The identity a folder records; None when it records none (or an unreadable one)."""
+    try:
+        raw = json.loads((Path(folder) / IDENTITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) and isinstance(raw.get("sha256"), str) else None
+
+
+def _contents(folder: Path) -> list[Path]:
+    """What a folder holds besides this module's own hidden temp entries."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder for another model: results.json first, so no step leaves it beside foreign items."""
+    (folder / results_io.RESULTS_FILE).unlink(missing_ok=True)
+    _remove(p for p in folder.iterdir() if p.name != IDENTITY_FILE)
+    (folder / IDENTITY_FILE).unlink(missing_ok=True)
+
+
+def claim(folder: Path, identity: Identity, *, force: bool = False) -> Path:
+    """Make `folder` this identity's and return a fresh `.pending/` for its per-item records.
+
+    A folder of another model (or with files but no identity) is refused, or emptied with
+    force. The caller removes the pending folder with `discard` if the run fails.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+    got = recorded(folder)
+    if got is None or got["sha256"] != identity.sha256:
+        if _contents(folder) and not force:
+            if got is None:
+                whose = f"files but no {IDENTITY_FILE} (written by an older version or by hand)"
+            else:
+                whose = f"the results of another model ({got.get('source')}, sha256 {got['sha256'][:12]})"
+            raise UsageError(
+                f"{folder} holds {whose}; this model is {identity.source} (sha256 {identity.sha256[:12]}): "
+                "pass --force to replace them, or choose another --label"
+            )
+        try:
+            _clear(folder)
+        except OSError as exc:
+            raise UsageError(f"cannot empty {folder} for the new model: {exc.strerror}") from None
+        atomic.write_text(folder / IDENTITY_FILE, identity.to_json())
+    pending = folder / PENDING
+    try:
+        _remove([pending])  # a killed run's records: recomputed from the request cache
+        pending.mkdir(0o777)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+    return pending
+
+
+def discard(pending: Path) -> None:
+    with contextlib.suppress(OSError):
+        _remove([Path(pending)])
+
+
+def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
+    """Replace the folder's results with `results`, whose items files sit in `pending`, whole.
+
+    results.json goes first and comes back last: a kill or a full disk in between leaves the
+    folder unfinished (no results.json), never a results.json beside items of another run.
+    """
+    folder, pending = Path(folder), Path(pending)
+    target = folder / results_io.RESULTS_FILE
+    try:
+        target.unlink(missing_ok=True)
+        atomic.fsync_dir(folder)
+        for bench in results.benchmarks.values():
+            if not bench.items:
+                continue
+            src, dst = pending / bench.items, folder / bench.items
+            if not src.is_file():  # never let an earlier run's file pass for this run's records
+                dst.unlink(missing_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            atomic.fsync_dir(dst.parent)
+    except OSError as exc:
+        raise atomic.write_error(target, exc) from None
+    path = results_io.save(results, folder)
+    discard(pending)
+    return path
+
+
+def unfinished(roots: Iterable[Path]) -> list[Path]:
+    """Results folders a run claimed but did not finish (identity.json, no results.json)."""
+    found = []
+    for root in roots:
+        for ident in sorted(Path(root).rglob(IDENTITY_FILE)):
+            if not (ident.parent / results_io.RESULTS_FILE).is_file():
+                found.append(ident.parent)
+    return found
