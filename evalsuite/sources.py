@@ -75,7 +75,8 @@ class Rows(list):
         return self
 
 
-def _read_rows(path: Path) -> Rows:
+def read_rows(path: Path) -> Rows:
+    """The rows of one parquet, JSON or JSON-lines file, each with where it came from."""
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -131,7 +132,7 @@ def _hub_split(folder: Path, config: str | None, split: str) -> Rows | None:
         return None
     rows = Rows()
     for f in files:
-        rows.join(_read_rows(f))
+        rows.join(read_rows(f))
     return rows
 
 
@@ -148,7 +149,7 @@ def _arc(folder: Path, subset: str) -> dict[str, list[Row]]:
     if not files:
         raise FileNotFoundError(f"{subset} test")
     labels = "ABCDEFGH"
-    raw_rows = _read_rows(files[0])
+    raw_rows = read_rows(files[0])
     out = Rows()
     for i, (raw, origin) in enumerate(zip(raw_rows, raw_rows.origins, strict=True)):
         problem = _llmfoundry_arc_problem(raw, len(labels))
@@ -237,7 +238,7 @@ def _piqa(folder: Path) -> dict[str, list[Row]]:
         if line.strip() not in ("0", "1"):
             raise UsageError(f"{labels}:{number}: label {line.strip()!r} is not 0 or 1 (0 = sol1)")
         golds.append(int(line))
-    items = _read_rows(data)
+    items = read_rows(data)
     if len(golds) != len(items):
         raise UsageError(f"{folder}: {len(items)} PIQA items but {len(golds)} labels")
     rows = [{**r, "label": g} if isinstance(r, dict) else r for r, g in zip(items, golds, strict=True)]
@@ -250,7 +251,7 @@ def _mmlu_pro(folder: Path) -> dict[str, list[Row]]:
         files = sorted(folder.glob("test*.jsonl"))
         if not files:
             raise FileNotFoundError("test")
-        rows = _read_rows(files[0])
+        rows = read_rows(files[0])
     return {"test": rows}
 
 
@@ -271,7 +272,7 @@ def _bbh(folder: Path, subset: str) -> dict[str, list[Row]]:
         found = next((p for p in original if p.is_file()), None)
         if found is None:
             raise FileNotFoundError(f"{subset} train")
-        rows = _read_rows(found)
+        rows = read_rows(found)
     return {"train": rows}
 
 
@@ -281,7 +282,7 @@ def _ifeval(folder: Path) -> dict[str, list[Row]]:
         files = sorted(folder.glob("*input_data.jsonl"))
         if not files:
             raise FileNotFoundError("train (input_data.jsonl)")
-        rows = _read_rows(files[0])
+        rows = read_rows(files[0])
     return {"train": rows}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import lock as lockfile
-from repro.errors import UsageError, one_line, read_text
+from repro.errors import UsageError
 from repro.resolve import resolve
 
 Message = dict[str, str]
@@ -71,26 +71,10 @@ def data_files(folder: Path, split: str) -> list[Path]:
 
 def _read_file(path: Path) -> tuple[list[Any], list[str]]:
     """The rows of one parquet or JSON-lines file, and where each came from (`file:line`)."""
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    from evalsuite.sources import read_rows
 
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except (OSError, pa.ArrowException) as exc:
-            raise UsageError(f"{path}: not a readable parquet file ({one_line(str(exc))})") from None
-        return rows, [f"{path} row {i + 1}" for i in range(len(rows))]
-    text = read_text(path)
-    rows, origins = [], []
-    for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 may be inside strings
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{number}: not JSON ({exc.msg}); fix or remove that line") from None
-        origins.append(f"{path}:{number}")
-    return rows, origins
+    rows = read_rows(path)
+    return list(rows), rows.origins
 
 
 def _read(files: list[Path]) -> tuple[list[Any], list[str]]:
