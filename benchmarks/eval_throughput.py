@@ -16,9 +16,9 @@ On CPU the default model is the embedded "small" one; vLLM needs the `vllm` tox 
 On a GPU, `--model-size 1.7b` builds a random model with SmolLM2-1.7B's exact configuration.
 
 `--hf-paths` instead times the HF backend's log-likelihood paths against each other in this one
-process, on the same requests (`evalsuite.prompts.requests`: exactly what a run sends for the
+process, on the same requests (`evalsuite.harness.prompts.requests`: exactly what a run sends for the
 first `--limit` items of each (sub)task), fed through the suite's ResumableLM in its chunks of 32
-with a fresh cache: lm-eval's stock HFLM against evalsuite.fast_hf.FastHFLM, each `--variants`
+with a fresh cache: lm-eval's stock HFLM against evalsuite.harness.fast_hf.FastHFLM, each `--variants`
 entry CLASS:BATCH:THREADS (THREADS: a number, "max" for torch's default, "auto" for FastHFLM's
 free-core policy), `--rounds` times in turn so that a busy machine slows every variant alike.
 It reports log-likelihood requests/s, each variant's speed-up over the first in the same round,
@@ -76,7 +76,7 @@ class Counter:
 
 def _counting_lm(counter: Counter):
     """ResumableLM that also counts the tokens of every request it computes."""
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
     class CountingLM(ResumableLM):
         def _run(self, kind, requests, call):  # type: ignore[override]
@@ -95,7 +95,7 @@ def _counting_lm(counter: Counter):
 def run_one(model: Path, backend: str, bench: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    import evalsuite.resumable as resumable
+    import evalsuite.harness.resumable as resumable
     from evalsuite import results as results_io
     from evalsuite.run_cmd import evaluate
 
@@ -193,10 +193,10 @@ def hf_paths(model: Path, benches: list[str], args: argparse.Namespace) -> dict[
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evalsuite.fast_hf import FastHFLM
-    from evalsuite.prompts import requests
-    from evalsuite.resumable import ResumableLM
-    from evalsuite.run_cmd import MAX_LENGTH, TASKS
+    from evalsuite.harness.fast_hf import FastHFLM
+    from evalsuite.harness.lm_run import MAX_LENGTH, TASKS
+    from evalsuite.harness.prompts import requests
+    from evalsuite.harness.resumable import ResumableLM
 
     max_threads = torch.get_num_threads()
     specs = [s.strip() for s in args.variants.split(",") if s.strip()]

@@ -27,7 +27,8 @@ BUDGET_S = 5.0
 
 def simulate_models(folder: Path, seed: int) -> tuple[list[str], int]:
     """The seven Table 9 models at their reported scores; returns labels and total items."""
-    from evalsuite import benchmarks, reported, simulate
+    from evalsuite import benchmarks
+    from evalsuite.report import reported, simulate
 
     scores = reported.load()
     table9 = next(t for t in scores.tables if t.number == 9)
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
 
-    from evalsuite import analysis, forest, tablegen, tables_cmd  # noqa: F401
+    from evalsuite.report import analysis, forest, tablegen, tables_cmd  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="tables-speed-") as tmp:
         tmp_path = Path(tmp)

@@ -1,1 +1,17 @@
-"""Evaluation of SmolTulu-style models with the SmolLM2/lighteval protocol the paper used."""
+"""Evaluation of SmolTulu-style models with the SmolLM2/lighteval protocol the paper used.
+
+The flow is run → results → tables:
+
+- harness/       runs and scores the seven benchmarks (lm-eval tasks, backends, request cache,
+                 results folders, `score` for outside outputs)
+- reward/        reward models on RewardBench and UFB
+- results.py     the results format both sides meet at; benchmarks.py: what each benchmark is
+- report/        reads results: statistics, verdicts, claims, tables and plots (`tables`)
+- trainingdata/  analyses of the training sets themselves (contamination, languages)
+- cli.py, run_cmd.py, demo.py, fidelity.py: the commands, which may use all of the above
+
+Import rules (checked by tests/test_layout.py): harness, reward and report import only
+results.py, benchmarks.py, repro and themselves (reward also harness.sources for reading data
+files, report and benchmarks also reward.sections, the definition of RewardBench's averages);
+report never imports the harness, and the harness never imports reward or report.
+"""

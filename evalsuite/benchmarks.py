@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from repro.errors import UsageError
 
@@ -53,57 +56,42 @@ def ifeval_average_loose(items: Sequence[Item]) -> float:
     return ifeval_scores(items)["average_loose"]
 
 
+HEADLINES: dict[str, Callable[[Sequence[Item]], float]] = {
+    f.__name__: f for f in (accuracy, subtask_mean, ifeval_average_loose)
+}
+DEFINITIONS = Path(__file__).with_name("benchmarks.yaml")
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str  # the suite's name, used in --benchmarks and file names
     column: str  # the paper's column header
     model_kind: Literal["causal-lm", "reward-model"]
     headline: Callable[[Sequence[Item]], float]  # percent, from per-item records
-    # Wilson intervals apply when the headline is one accuracy over independent items;
-    # anything aggregated over subsets or instructions gets a bootstrap over items.
     interval: Literal["wilson", "bootstrap"]
     description: str
+    full_items: int | None  # items of the full set, where the spec gives it (benchmarks.yaml)
 
 
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("arc", "ARC (Average)", "causal-lm", subtask_mean, "bootstrap",
-                  "ARC-Easy + ARC-Challenge test, 0-shot, acc_norm_nospace, mean of the two"),
-        Benchmark("bbh", "BBH (3-shot)", "causal-lm", subtask_mean, "bootstrap",
-                  "27 BIG-Bench-Hard subsets, 3 balanced shots, exact match, unweighted mean"),
-        Benchmark("gsm8k", "GSM8K (5-shot)", "causal-lm", accuracy, "wilson",
-                  "GSM8K test, 5 random train shots per item (Random(42)), strict #### match"),
-        Benchmark("hellaswag", "HellaSwag", "causal-lm", accuracy, "wilson",
-                  "HellaSwag validation, 0-shot, acc_norm_nospace"),
-        # The paper does not say strict or loose; both averages are reported (see ifeval_scores)
-        # and the headline is the loose one until a real SmolLM2-1.7B-Instruct run says otherwise.
-        Benchmark("ifeval", "IFEval (Average)", "causal-lm", ifeval_average_loose, "bootstrap",
-                  "IFEval, (prompt-level + instruction-level) / 2; strict and loose both reported"),
-        Benchmark("mmlu_pro", "MMLU-Pro (MCF)", "causal-lm", accuracy, "wilson",
-                  "MMLU-Pro test, 0-shot, log-likelihood of the option letter"),
-        Benchmark("piqa", "PIQA", "causal-lm", accuracy, "wilson",
-                  "PIQA validation, 0-shot, acc_norm_nospace"),
-        Benchmark("rewardbench", "RB Average", "reward-model", accuracy, "wilson",
-                  "RewardBench filtered, overall accuracy over all rows (the paper's column)"),
-        Benchmark("ufb", "UFB", "reward-model", accuracy, "wilson",
-                  "UltraFeedback binarized cleaned test_prefs, chosen > rejected"),
-    )
-}  # fmt: skip
+def _load(path: Path) -> dict[str, Benchmark]:
+    """benchmarks.yaml, checked: a broken file is a programming error, so it fails loudly on import."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    fields = {"column", "model_kind", "headline", "interval", "full_items", "description"}
+    out = {}
+    for name, entry in raw.items():
+        if set(entry) != fields or entry["model_kind"] not in ("causal-lm", "reward-model"):
+            raise ValueError(
+                f"{path}: {name}: needs exactly {sorted(fields)}, model_kind causal-lm|reward-model"
+            )
+        if entry["interval"] not in ("wilson", "bootstrap") or entry["headline"] not in HEADLINES:
+            raise ValueError(
+                f"{path}: {name}: interval wilson|bootstrap, headline one of {sorted(HEADLINES)}"
+            )
+        out[name] = Benchmark(name=name, **{**entry, "headline": HEADLINES[entry["headline"]]})
+    return out
 
-# Items in the full evaluation sets (../shared/spec/eval-protocol.md): a result over fewer is
-# partial (evalsuite.result_set.Run.partial). RewardBench's count is its subsets' rows
-# (evalsuite/reward/sections); UFB's test_prefs size is not in the spec, so it is not checked.
-FULL_ITEMS: dict[str, int | None] = {
-    "arc": 2376 + 1172,  # ARC-Easy + ARC-Challenge test
-    "bbh": 6511,  # 27 subsets
-    "gsm8k": 1319,
-    "hellaswag": 10042,
-    "ifeval": 541,
-    "mmlu_pro": 12032,
-    "piqa": 1838,
-    "ufb": None,
-}
+
+BENCHMARKS: dict[str, Benchmark] = _load(DEFINITIONS)
 
 
 def full_items(name: str) -> int | None:
@@ -112,7 +100,7 @@ def full_items(name: str) -> int | None:
         from evalsuite.reward import sections
 
         return sum(sections.table().rows.values())
-    return FULL_ITEMS[get(name).name]
+    return get(name).full_items
 
 
 LM_BENCHMARKS = tuple(n for n, b in BENCHMARKS.items() if b.model_kind == "causal-lm")

@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also resolve each one (offline: from the local cache) and say where from",
     )
     p.set_defaults(func=_cmd_models)
-    from evalsuite import demo, fidelity, run_cmd, score_cmd, tables_cmd
+    from evalsuite import demo, fidelity, run_cmd
+    from evalsuite.harness import score_cmd
+    from evalsuite.report import tables_cmd
 
     for module in (run_cmd, score_cmd, tables_cmd, fidelity, demo):
         module.add_parser(sub)

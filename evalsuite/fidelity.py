@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evalsuite import results as results_io
 from repro.errors import UsageError
 
 MODEL = "smollm2-135m-instruct"  # repro.real_model name, results label and card column
 DEFAULT_MODEL_DIR = Path("outputs") / "real-models" / MODEL
-DEFAULT_OUTPUT = Path("results")
+DEFAULT_OUTPUT = results_io.DEFAULT_ROOT
 
 
 def card_benchmarks(lock: Path | None = None) -> list[str]:
     """The suite benchmarks the card reports (read from the card file, not repeated here)."""
-    from evalsuite import reported
+    from evalsuite.report import reported
 
     (table,) = [t for t in reported.load(lock_path=lock).protocol_checks() if t.columns[0].model == MODEL]
     return [row.metric.benchmark for row in table.rows]
@@ -41,11 +42,11 @@ def ensure_model(model_dir: Path, wheel: Path | None, lock: Path | None) -> Path
 
 def protocol_check_text(results: Path, label: str, lock: Path | None = None) -> str:
     """The protocol-check table for one results folder, as Markdown."""
-    from evalsuite import analysis, claims, reported, result_set, tablegen
+    from evalsuite.report import analysis, claims, reported, result_set, tablegen
 
     scores = reported.load(lock_path=lock)
     claim_list = claims.load(scores)
-    runs = result_set.load_runs(result_set.find([results / label]), scores)
+    runs = result_set.load_runs(results_io.discover([results / label]), scores)
     report = analysis.analyse(runs, scores, claim_list, analysis.Settings())
     (table,) = [t for t in scores.protocol_checks() if t.columns[0].model == MODEL]
     return tablegen.render(tablegen.protocol_grid(table, report), "md")
@@ -65,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from evalsuite import run_cmd
 
     p = sub.add_parser(
         "fidelity",
@@ -93,7 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--label",
-        type=run_cmd.label_arg,
+        type=results_io.label_arg,
         default=MODEL,
         help=f"results label (default: {MODEL}; the card also matches {MODEL}-<variant>)",
     )

@@ -5,7 +5,7 @@ One folder per evaluated model:
     <out>/<label>/results.json          scores, stderr, n, protocol, model pin, backend, versions
     <out>/<label>/items/<bench>.jsonl   one record per item (what the statistics resample)
 
-The folder also holds identity.json (evalsuite/run_folder.py), the model it belongs to, and
+The folder also holds identity.json (evalsuite/harness/run_folder.py), the model it belongs to, and
 results.json records the same sha256 and each items file's sha256: a results.json beside items
 or an identity of another run is refused, never read as a mix.
 
@@ -38,8 +38,9 @@ FORMAT = "smoltulu-eval/1"
 #     the model's EOS ids as stops on both backends.
 PROTOCOL = "smollm2-lighteval/2"
 RESULTS_FILE = "results.json"
+DEFAULT_ROOT = Path("results")  # `run` writes OUTPUT/<label>/, `tables` reads it, by default here
 ITEMS_DIR = "items"
-IDENTITY_FILE = "identity.json"  # the model a results folder belongs to (evalsuite/run_folder.py)
+IDENTITY_FILE = "identity.json"  # the model a results folder belongs to (evalsuite/harness/run_folder.py)
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -55,6 +56,16 @@ def check_label(label: str, what: str = "label") -> str:
             "digit (at most 128 characters)"
         )
     return label
+
+
+def label_arg(text: str) -> str:
+    """argparse type of every --label (`run`, `score`, `fidelity`): check_label, as an argparse error."""
+    import argparse
+
+    try:
+        return check_label(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def label_from(name: str) -> str:
@@ -91,7 +102,7 @@ class ModelInfo:
     repo_id: str | None = None
     revision: str | None = None
     path: str | None = None
-    sha256: str | None = None  # the identity of the weights/outputs scored (evalsuite/run_folder.py)
+    sha256: str | None = None  # the identity of the weights/outputs scored (evalsuite/harness/run_folder.py)
 
 
 @dataclass
@@ -235,6 +246,32 @@ def _check_identity(folder: Path, model: ModelInfo, where: str) -> None:
         )
 
 
+def read_items(path: Path) -> tuple[bytes, list[Any]]:
+    """An items file's bytes (for check_items) and its records, parsed in one call (twice as fast as
+    line by line); a file that does not parse whole is read line by line to name the bad line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
+    try:  # one parse of the whole file; blank lines (",,") send it down the slow path
+        return data, json.loads("[" + text.strip().replace("\n", ",") + "]")
+    except json.JSONDecodeError:
+        pass
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
+    return data, records
+
+
 def load_items(results_path: Path, benchmark: str) -> list[dict[str, Any]]:
     """The per-item records of one benchmark in a results folder (validated minimally)."""
     folder = Path(results_path)
@@ -244,38 +281,31 @@ def load_items(results_path: Path, benchmark: str) -> list[dict[str, Any]]:
     if benchmark not in res.benchmarks:
         raise UsageError(f"{folder}: no {benchmark!r} results")
     path = folder / (res.benchmarks[benchmark].items or f"{ITEMS_DIR}/{benchmark}.jsonl")
-    records: list[dict[str, Any]] = []
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
+    data, records = read_items(path)
+    for lineno, rec in enumerate(records, 1):
         if not isinstance(rec, dict) or "score" not in rec or "subtask" not in rec:
-            raise UsageError(f"{path}:{lineno}: item record needs 'subtask' and 'score'")
-        records.append(rec)
+            raise UsageError(f"{path}: record {lineno}: item record needs 'subtask' and 'score'")
     check_items(path, data, res.benchmarks[benchmark].items_sha256)
     return records
 
 
 def discover(roots: Sequence[Path]) -> list[Path]:
-    """Every results.json under the given folders (a folder may itself be one model's results)."""
+    """Every results.json under the given folders, at any depth (a folder may itself be one model's
+    results; ablation points sit deeper), each once."""
     found: list[Path] = []
     for root in roots:
         root = Path(root)
-        if not root.exists():
-            raise UsageError(f"results folder {root} does not exist")
-        if (root / RESULTS_FILE).is_file():
-            found.append(root / RESULTS_FILE)
-        else:
-            found.extend(sorted(root.glob(f"*/{RESULTS_FILE}")))
+        if not root.is_dir():
+            raise UsageError(f"results folder {root} does not exist; pass --results with a folder of results")
+        found.extend(sorted(p for p in root.rglob(RESULTS_FILE) if p.is_file()))
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def unfinished(roots: Iterable[Path]) -> list[Path]:
+    """Results folders a run claimed but did not finish (identity.json, no results.json)."""
+    found = []
+    for root in roots:
+        for ident in sorted(Path(root).rglob(IDENTITY_FILE)):
+            if not (ident.parent / RESULTS_FILE).is_file():
+                found.append(ident.parent)
     return found

@@ -165,9 +165,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     grid = parse_grid(args.grid, default_grid(base, args.profile))
     batches: dict[Point, BatchPlan] = {}
     if not args.plot_only:
-        from repro.cli import detected_world_size
-
-        world = args.world_size if args.world_size is not None else detected_world_size()
+        world = args.world_size if args.world_size is not None else recipe.detected_world_size()
         for point in grid.points():
             try:
                 batches[point] = recipe.plan_batch(point.batch_size, world, args.per_device_batch)
@@ -183,7 +181,7 @@ def _check_eval_inputs(args: argparse.Namespace, plan: Plan) -> None:
         raise UsageError(f"--limit must be a positive number of items, not {args.limit}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir} is not a directory")
-    from evalsuite import sources
+    from evalsuite.harness import sources
 
     lock_path = str(lockfile.load(args.lock).path)
     for name in plan.benchmarks:
@@ -193,7 +191,7 @@ def _check_eval_inputs(args: argparse.Namespace, plan: Plan) -> None:
 def _evaluated(results_json: Path, benchmarks: list[str], limit: int | None, model_dir: Path) -> bool:
     """Results for these benchmarks and limit exist, and of this point's current weights."""
     from evalsuite import results as results_io
-    from evalsuite import run_folder
+    from evalsuite.harness import run_folder
 
     if not results_json.is_file():
         return False

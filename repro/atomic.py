@@ -14,6 +14,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from repro.errors import UsageError
 
@@ -71,6 +72,13 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def write_all(handle: BinaryIO, data: bytes) -> None:
+    """Write `data` to an open file and make it durable before the caller renames it into place."""
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
     path = Path(path)
@@ -79,9 +87,7 @@ def write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp, fd = _open_temp(path)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            write_all(handle, data)
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,25 +147,13 @@ def _cmd_lock_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def detected_world_size() -> int:
-    """Processes of this launch: WORLD_SIZE from accelerate/torchrun, else visible GPUs, else 1."""
-    if env := os.environ.get("WORLD_SIZE"):
-        try:
-            return int(env)
-        except ValueError:
-            raise UsageError(f"WORLD_SIZE={env!r} is not a number of processes") from None
-    import torch
-
-    return max(1, torch.cuda.device_count())
-
-
 def _cmd_recipe(args: argparse.Namespace) -> int:
     from repro import run
 
     seeded = [f"seed={args.seed}"] if args.seed is not None else []
     chosen = recipe.apply_overrides(recipe.load(args.command), [*args.override, *seeded])
     lock = lockfile.load(args.lock)
-    world = args.world_size if args.world_size is not None else detected_world_size()
+    world = args.world_size if args.world_size is not None else recipe.detected_world_size()
     folder = chosen.name if args.seed is None else f"{chosen.name}-seed{args.seed}"
     out = Path(args.out or run.profile_root(args.profile) / folder)
     plan = recipe.plan_batch(chosen.hp("effective_batch_size"), world, args.per_device_batch)

@@ -183,6 +183,12 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return EXIT_USAGE
 
 
+def options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The named command-line options as keyword arguments (absent ones as None), for the function a
+    command calls with them."""
+    return {name: getattr(args, name, None) for name in names}
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1 (a batch size, a count)."""
     try:

@@ -72,6 +72,21 @@ def _resolved(r: Resolved) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(r).items()}
 
 
+def _what_is_trained(
+    recipe: Recipe, *, profile: str, plan: BatchPlan, inputs: dict[str, Resolved]
+) -> dict[str, Any]:
+    """The fields run.json and the manifest share (and that --resume compares)."""
+    return {
+        "recipe": recipe.name,
+        "stage": recipe.stage,
+        "profile": profile,
+        "hyperparameters": {k: asdict(v) for k, v in sorted(recipe.hyperparameters.items())},
+        "overrides": list(recipe.overrides),
+        "inputs": {k: _resolved(v) for k, v in inputs.items()},
+        "batch": asdict(plan),
+    }
+
+
 def build(
     recipe: Recipe,
     *,
@@ -91,14 +106,8 @@ def build(
     else:
         history = {"command": argv, "resumes": []}
     return {
-        "recipe": recipe.name,
+        **_what_is_trained(recipe, profile=profile, plan=plan, inputs=inputs),
         "paper_name": recipe.paper_name,
-        "stage": recipe.stage,
-        "profile": profile,
-        "hyperparameters": {k: asdict(v) for k, v in sorted(recipe.hyperparameters.items())},
-        "overrides": list(recipe.overrides),
-        "inputs": {k: _resolved(v) for k, v in inputs.items()},
-        "batch": asdict(plan),
         "seed": recipe.hp("seed"),
         "dataset": {
             "rows": len(dataset),
@@ -128,13 +137,7 @@ def started_record(
 ) -> dict[str, Any]:
     """What a run is about to train, written to run.json before its first step."""
     return {
-        "recipe": recipe.name,
-        "stage": recipe.stage,
-        "profile": profile,
-        "hyperparameters": {k: asdict(v) for k, v in sorted(recipe.hyperparameters.items())},
-        "overrides": list(recipe.overrides),
-        "inputs": {k: _resolved(v) for k, v in inputs.items()},
-        "batch": asdict(plan),
+        **_what_is_trained(recipe, profile=profile, plan=plan, inputs=inputs),
         "command": argv,
         "started_at": _now(),
         "git_commit": git_commit(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -207,6 +208,18 @@ class BatchPlan:
             f"{self.per_device} per device x {self.grad_accum} accumulation x {self.world_size} "
             f"process(es) = {self.effective}"
         )
+
+
+def detected_world_size() -> int:
+    """Processes of this launch: WORLD_SIZE from accelerate/torchrun, else visible GPUs, else 1."""
+    if env := os.environ.get("WORLD_SIZE"):
+        try:
+            return int(env)
+        except ValueError:
+            raise UsageError(f"WORLD_SIZE={env!r} is not a number of processes") from None
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 def plan_batch(

@@ -107,6 +107,19 @@ REGRESSION_CASES = pytest.StashKey[list]()
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     cases = config.stash.get(REGRESSION_CASES, None)
     if cases is not None:
-        from evalsuite import regression
+        from evalsuite.report import regression
 
         terminalreporter.write_sep("-", regression.summary(cases))
+
+
+def hold_lock(folder: Path, what: str) -> subprocess.Popen:
+    """Another process holding `folder`'s run lock (as a live run does) until it is killed."""
+    code = (
+        "import sys, time; from pathlib import Path; from repro import run_lock; "
+        "run_lock.acquire(Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder), what], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc

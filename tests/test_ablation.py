@@ -155,7 +155,7 @@ def test_each_point_is_handed_to_evaluate_with_its_settings(tmp_path: Path, monk
     res = results_io.load(run_dir / "eval" / point.name)
     (run_dir / "final").mkdir(parents=True)
     (run_dir / "final" / "config.json").write_text("{}")
-    from evalsuite import run_folder
+    from evalsuite.harness import run_folder
 
     weights = run_folder.model_identity(run_dir / "final").sha256
     model = replace(res.model, sha256=weights)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REAL_ITEMS
 
-from evalsuite import sources
 from evalsuite.demo import DEMO_DATA
+from evalsuite.harness import sources
 from evalsuite.reward import data as reward_data
 from repro.errors import UsageError
 

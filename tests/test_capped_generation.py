@@ -7,7 +7,7 @@ from pathlib import Path
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from evalsuite.capped_generation import CappedGenerationMixin
+from evalsuite.harness.capped_generation import CappedGenerationMixin
 
 
 class CappedHFLM(CappedGenerationMixin, HFLM):

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from evalsuite import analysis, claims, item_stats, reported, result_set, simulate, stats
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
+from evalsuite.report import analysis, claims, item_stats, reported, result_set, simulate, stats
 from repro import recipe
 from repro.errors import UsageError
 
@@ -108,7 +108,7 @@ def _shift(records: list[dict[str, Any]], bench: str, delta: float, seed: int) -
 def _judge(root: Path, claim_list: list[claims.Claim], scores: reported.ReportedScores, calls=None):
     """Claims judged on the results under root, with the inputs analysis.analyse gives them."""
     runs = result_set.load_runs(
-        result_set.find([root]), scores, ablation_keys=claims.ablation_keys(claim_list)
+        results_fmt.discover([root]), scores, ablation_keys=claims.ablation_keys(claim_list)
     )
     first = {label: group[0] for label, group in result_set.seed_groups(runs).items()}
     cache = analysis.PairCache(first, analysis.Settings(resamples=RESAMPLES))

@@ -158,8 +158,8 @@ def test_data_dir_missing_a_benchmark_is_a_one_line_error(tiny_model_dir: Path, 
 
 def test_demo_items_load_in_the_hub_layout() -> None:
     """The hand-written demo items (the demo's fallback without benchdata) pass the schema checks."""
-    from evalsuite import sources
     from evalsuite.demo import DEMO_DATA
+    from evalsuite.harness import sources
 
     for name in sources.READERS:
         for subset in sources.subsets(name):

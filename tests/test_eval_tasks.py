@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import protocol, sources
-from evalsuite.tasks import utils as task_utils  # noqa: F401  (the module lm-eval resolves)
+from evalsuite.harness import lm_run, protocol, sources
+from evalsuite.harness.tasks import utils as task_utils  # noqa: F401  (the module lm-eval resolves)
 
 SYSTEM = (
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
@@ -33,7 +33,7 @@ GEN = "<|im_start|>assistant\n"
 
 
 def _renderer(tiny_model_dir: Path, data_dir: Path):
-    from evalsuite import prompts
+    from evalsuite.harness import prompts
 
     def _render(task: str, limit: int = 1):
         return prompts.requests(task, tokenizer_dir=tiny_model_dir, data_dir=data_dir, limit=limit)
@@ -145,7 +145,7 @@ def test_gsm8k_items_get_lightevals_shots_in_lightevals_order(render_full, bench
 def test_gsm8k_last_item_shots_do_not_depend_on_the_items_evaluated(
     benchdata: Path, tiny_model_dir: Path
 ) -> None:
-    from evalsuite.prompts import load_task
+    from evalsuite.harness.prompts import load_task
 
     task = load_task("smoltulu_gsm8k", data_dir=benchdata, tokenizer_dir=tiny_model_dir)
     docs = list(task.test_docs())
@@ -160,7 +160,7 @@ def test_fewshot_budget_counts_the_chat_templated_prompt_and_generation_size(
 ) -> None:
     from transformers import AutoTokenizer
 
-    from evalsuite import prompts
+    from evalsuite.harness import prompts
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     train = _jsonl(benchdata / "gsm8k" / "train.jsonl")
@@ -181,14 +181,12 @@ def test_fewshot_budget_counts_the_chat_templated_prompt_and_generation_size(
     limit = untemplated_4 + 256
     assert tokens[4] + 256 > limit >= tokens[3] + 256
     prompts.task_manager.cache_clear()
-    from evalsuite import run_cmd
-
-    old = run_cmd.MAX_LENGTH
-    run_cmd.MAX_LENGTH = limit
+    old = lm_run.MAX_LENGTH
+    lm_run.MAX_LENGTH = limit
     try:
         (req,) = prompts.requests("smoltulu_gsm8k", tokenizer_dir=tiny_model_dir, data_dir=benchdata, limit=1)
     finally:
-        run_cmd.MAX_LENGTH = old
+        lm_run.MAX_LENGTH = old
         prompts.task_manager.cache_clear()
     assert req.args[0] == rendered[3]
 
@@ -210,7 +208,7 @@ def test_bbh_shots_are_label_balanced_and_fixed_per_subset(render_full, benchdat
 
 
 def test_bbh_evaluated_item_is_never_its_own_shot(benchdata: Path, tiny_model_dir: Path) -> None:
-    from evalsuite.prompts import load_task
+    from evalsuite.harness.prompts import load_task
 
     task = load_task("smoltulu_bbh_navigate", data_dir=benchdata, tokenizer_dir=tiny_model_dir)
     four = task.sampler._choose(3)
@@ -239,7 +237,7 @@ def test_bbh_generates_until_the_context_is_full(render, tiny_model_dir: Path) -
 def test_shots_are_dropped_last_first_when_the_context_is_full(
     real_items: Path, tiny_model_dir: Path
 ) -> None:
-    from evalsuite.prompts import load_task
+    from evalsuite.harness.prompts import load_task
 
     task = load_task("smoltulu_gsm8k", data_dir=real_items, tokenizer_dir=tiny_model_dir)
     doc = task.test_docs()[0]
@@ -435,18 +433,16 @@ def test_stop_ids_are_the_tokenizer_eos_and_the_generation_config_eos(
 
     from transformers import AutoTokenizer, GenerationConfig
 
-    from evalsuite import run_cmd
-
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     eos = AutoTokenizer.from_pretrained(model).eos_token_id
     (model / "generation_config.json").unlink(missing_ok=True)
-    assert run_cmd.stop_token_ids(model) == [eos]
+    assert lm_run.stop_token_ids(model) == [eos]
     # SmolTulu-1.7b-Instruct's generation_config declares eos id 0 (<|endoftext|>).
     GenerationConfig(eos_token_id=0).save_pretrained(model)
-    assert run_cmd.stop_token_ids(model) == sorted({0, eos})
+    assert lm_run.stop_token_ids(model) == sorted({0, eos})
     GenerationConfig(eos_token_id=[0, 7]).save_pretrained(model)
-    assert run_cmd.stop_token_ids(model) == sorted({0, 7, eos})
+    assert lm_run.stop_token_ids(model) == sorted({0, 7, eos})
 
 
 def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
@@ -454,11 +450,10 @@ def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
 
     from lm_eval.api.instance import Instance
 
-    from evalsuite import run_cmd
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
     hf = SimpleNamespace(model=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)))
-    assert run_cmd.apply_stop_ids(hf, "hf", [0, 2]) == {}
+    assert lm_run.apply_stop_ids(hf, "hf", [0, 2]) == {}
     assert hf.model.generation_config.eos_token_id == [0, 2]  # HF generate stops at any of them
 
     seen: list = []
@@ -468,7 +463,7 @@ def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
             seen.extend(r.args for r in requests)
             return ["x"] * len(requests)
 
-    extra = run_cmd.apply_stop_ids(Inner(), "vllm", [0, 2])
+    extra = lm_run.apply_stop_ids(Inner(), "vllm", [0, 2])
     lm = ResumableLM(Inner(), tmp_path / "cache.jsonl", fingerprint="f", gen_extra=extra, progress=False)
     req = Instance("generate_until", {}, ("ctx", {"until": ["Question:"]}), 0)
     assert lm.generate_until([req]) == ["x"]
@@ -478,10 +473,10 @@ def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
 
 
 def test_protocol_version_is_part_of_the_cache_fingerprint(monkeypatch, tiny_model_dir: Path) -> None:
-    from evalsuite import results, run_cmd
+    from evalsuite import results
     from repro.resolve import Resolved
 
     res = Resolved(path=tiny_model_dir, source="local", name=None, repo_id=None, revision=None)
-    now = run_cmd._fingerprint(res, "hf", "float32")
+    now = lm_run._fingerprint(res, "hf", "float32")
     monkeypatch.setattr(results, "PROTOCOL", "smollm2-lighteval/1")
-    assert run_cmd._fingerprint(res, "hf", "float32") != now
+    assert lm_run._fingerprint(res, "hf", "float32") != now

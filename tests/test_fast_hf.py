@@ -1,4 +1,4 @@
-"""FastHFLM (evalsuite/fast_hf.py) answers what lm-eval's HFLM answers, on real prompts.
+"""FastHFLM (evalsuite/harness/fast_hf.py) answers what lm-eval's HFLM answers, on real prompts.
 
 Log-likelihoods within 1e-4 absolute (float32; two float32 steps past |512|) and identical
 is_greedy flags, in the original order, for every batch size and with lm-eval's left-truncation
@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import run_module
 
-from evalsuite.fast_hf import FastHFLM, chunks, threads_for
+from evalsuite.harness.fast_hf import FastHFLM, chunks, threads_for
 
 TOL = 1e-4
 TASKS = {"smoltulu_piqa": 4, "smoltulu_hellaswag": 4, "smoltulu_arc_easy": 4, "smoltulu_mmlu_pro": 2}
@@ -53,7 +53,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def instances(tiny_model_dir: Path) -> list[Any]:
     """The exact requests a run sends (chat template included): several choices per context."""
-    from evalsuite.prompts import requests
+    from evalsuite.harness.prompts import requests
 
     out = []
     for task, limit in TASKS.items():
@@ -170,7 +170,7 @@ def test_rolling_loglikelihood_is_hflms(tiny_model_dir: Path, instances: list[An
 
 
 def test_resumable_cache_wraps_it(tiny_model_dir: Path, instances: list[Any], tmp_path: Path) -> None:
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
     fast = _lm(FastHFLM, tiny_model_dir, 32)
     direct = fast.loglikelihood(instances)
@@ -183,8 +183,8 @@ def test_resumable_cache_wraps_it(tiny_model_dir: Path, instances: list[Any], tm
 
 
 def test_build_lm_uses_it_on_cpu(tiny_model_dir: Path) -> None:
-    from evalsuite.fast_hf import CPU_BATCH_SIZE, CPU_GENERATE_BATCH_SIZE
-    from evalsuite.run_cmd import _build_lm
+    from evalsuite.harness.fast_hf import CPU_BATCH_SIZE, CPU_GENERATE_BATCH_SIZE
+    from evalsuite.harness.lm_run import _build_lm
 
     threads = torch.get_num_threads()
     try:

@@ -25,8 +25,8 @@ import pytest
 from conftest import REAL_ITEMS, run_module
 from test_training import assert_same_weights
 
-from evalsuite import simulate
 from evalsuite.demo import DEMO_DATA
+from evalsuite.report import simulate
 
 pytestmark = pytest.mark.faults
 
@@ -45,18 +45,6 @@ class Case:
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 as_root = pytest.mark.skipif(IS_ROOT, reason="root writes into read-only folders; run as a user")
-# Failures whose fix belongs to evalsuite/run_cmd.py, score_cmd.py or resumable.py (outputs, arguments
-# and the request cache of `run` and `score`); strict, so each mark goes as soon as its fix lands.
-NEEDS_REWARD_DATA_FIRST = pytest.mark.xfail(
-    strict=True, reason="run_cmd: reward pairs are read after the results folder is made"
-)
-NEEDS_ANSWER_CHECK = pytest.mark.xfail(
-    strict=True, reason="resumable: a cached answer is reused without checking its shape for the request kind"
-)
-NEEDS_SCORE_CLEANUP = pytest.mark.xfail(
-    strict=True, reason="score_cmd: a failed write leaves an empty score-out/<label> folder"
-)
-
 # A full disk, simulated in the CLI's own process: this sitecustomize (put first on PYTHONPATH)
 # makes every write to a file under $FAULT_FULL_DISK_UNDER fail with ENOSPC after half the data.
 FULL_DISK_SITE = """
@@ -426,7 +414,6 @@ def _issue_16_cases(tmp: Path, model: Path, rm: Path, run: list[str]) -> dict[st
             "No space left on device",
             ["score-out"],
             full_disk,
-            marks=[NEEDS_SCORE_CLEANUP],
         ),
         "full disk while writing tables": Case(
             "evalsuite",
@@ -618,7 +605,6 @@ def _issue_16_cases(tmp: Path, model: Path, rm: Path, run: list[str]) -> dict[st
             ],
             "filtered.jsonl:1: field 'chosen' is 5",
             ["eval-out"],
-            marks=[NEEDS_REWARD_DATA_FIRST],
         ),
         # model folders the suite must not load
         "model folder without a tokenizer": Case(
@@ -730,12 +716,10 @@ def test_debug_shows_the_traceback(how: list[str], tmp_path: Path) -> None:
         pytest.param(
             '{"fingerprint": "%s", "key": "%s", "answer": "not a log-likelihood"}',
             id="answer of the wrong type",
-            marks=NEEDS_ANSWER_CHECK,
         ),
         pytest.param(
             '{"fingerprint": "%s", "key": "%s", "answer": [1]}',
             id="answer of the wrong length",
-            marks=NEEDS_ANSWER_CHECK,
         ),
         pytest.param('{"fingerprint": "%s", "key": "%s"}', id="no answer"),
         pytest.param("[1, 2]", id="a list"),
@@ -745,7 +729,7 @@ def test_debug_shows_the_traceback(how: list[str], tmp_path: Path) -> None:
 def test_a_malformed_cache_line_is_skipped_and_recomputed(
     line: str, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    """The request cache's contract (evalsuite/resumable.py): a damaged line is skipped, counted and
+    """The request cache's contract (evalsuite/harness/resumable.py): a damaged line is skipped, counted and
     its request computed again; never a traceback, never a wrong answer reused."""
     from evalsuite import results as results_io
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, CliResult, run_module
+from conftest import ROOT, CliResult, hold_lock, run_module
 
 from evalsuite import results as results_io
-from evalsuite import simulate
 from evalsuite.demo import DEMO_DATA
+from evalsuite.report import simulate
 
 pytestmark = pytest.mark.faults
 
@@ -89,7 +89,7 @@ def _requests(*texts: str) -> list[SimpleNamespace]:
 
 
 def test_a_torn_or_garbage_cache_line_is_skipped_counted_and_never_glued_to(tmp_path: Path) -> None:
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
     cache = tmp_path / "cache" / "requests.jsonl"
     first = ResumableLM(_Inner(), cache, fingerprint="f", chunk_size=2, progress=False)
@@ -113,7 +113,7 @@ def test_a_torn_or_garbage_cache_line_is_skipped_counted_and_never_glued_to(tmp_
 
 
 def test_appends_after_a_torn_tail_start_on_a_new_line(tmp_path: Path) -> None:
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
     cache = tmp_path / "requests.jsonl"
     lm = ResumableLM(_Inner(), cache, fingerprint="f", chunk_size=8, progress=False)
@@ -158,7 +158,7 @@ def sharded_pair(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_two_sharded_models_have_different_cache_fingerprints(
     sharded_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from evalsuite import run_cmd
+    from evalsuite.harness import lm_run
     from repro.resolve import Resolved
 
     a, b = sharded_pair
@@ -167,7 +167,7 @@ def test_two_sharded_models_have_different_cache_fingerprints(
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
     def fp(path: Path) -> str:
-        return run_cmd._fingerprint(Resolved(path, "local"), "hf", "float32")
+        return lm_run._fingerprint(Resolved(path, "local"), "hf", "float32")
 
     assert fp(a) != fp(b)
     # one byte of one shard changed, same size, same mtime: still another model
@@ -181,7 +181,7 @@ def test_two_sharded_models_have_different_cache_fingerprints(
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert fp(c) != fp(a)
     # the identity itself names every file: all shards and the index
-    from evalsuite.run_folder import model_identity
+    from evalsuite.harness.run_folder import model_identity
 
     files = model_identity(a).files
     assert {p.name for p in a.glob("*.safetensors")} | {"model.safetensors.index.json"} <= set(files)
@@ -211,6 +211,34 @@ def test_another_model_under_the_same_label_is_refused_unless_forced(
 
 
 # --------------------------------------------------------------------------- results folders
+
+
+def test_evaluating_into_a_folder_a_live_run_holds_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    folder = out / "held"
+    folder.mkdir(parents=True)
+    holder = hold_lock(folder, "evalsuite run --model other (test holder)")
+    try:
+        refused = _eval(tiny_model_dir, out, "--label", "held")
+        refused.assert_usage_error("in use by another run", f"pid {holder.pid}", "test holder")
+        assert [p.name for p in folder.iterdir()] == [".lock"]  # nothing claimed, nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the dead holder blocks nothing, and the lock file it left is not taken for another model's files
+    done = _eval(tiny_model_dir, out, "--label", "held")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert results_io.load(folder).model.path == str(tiny_model_dir)
+
+
+def test_a_failed_evaluation_removes_the_folders_it_made(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A run that fails after claiming its folder, before computing anything, leaves no empty folders."""
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "generation_config.json").write_text("{")  # read once the folder is claimed
+    result = _eval(broken, tmp_path / "a" / "b")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert not (tmp_path / "a").exists()
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, CliResult, run_module
+from conftest import ROOT, CliResult, hold_lock, run_module
 from test_training import assert_same_weights
 
 from evalsuite.demo import DEMO_DATA
@@ -188,24 +188,10 @@ def test_two_runs_started_together_into_one_folder(whole: Path, tmp_path: Path) 
     assert_same_weights(out / "final", whole / "final")
 
 
-def _hold(folder: Path) -> subprocess.Popen:
-    """Another process holding `folder`'s lock (as a live training run does) until it is killed."""
-    code = (
-        "import sys, time; from pathlib import Path; from repro import run_lock; "
-        "run_lock.acquire(Path(sys.argv[1]), 'python -m repro sft-1130 (test holder)'); "
-        "print('held', flush=True); time.sleep(600)"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
-
 def test_a_live_run_refuses_a_second_one_and_a_killed_one_blocks_nothing(whole: Path, tmp_path: Path) -> None:
     run = _copy(whole, tmp_path)
     _unfinish(run)
-    holder = _hold(run)
+    holder = hold_lock(run, "python -m repro sft-1130 (test holder)")
     try:
         started = time.time()
         _resume(run).assert_usage_error("in use by another run", f"pid {holder.pid}", "test holder")

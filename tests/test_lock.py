@@ -274,7 +274,7 @@ def test_resolver_reads_the_parquet_conversion_not_the_script_commit(
     import pyarrow.parquet as pq
     from huggingface_hub import constants
 
-    from evalsuite import sources
+    from evalsuite.harness import sources
 
     row = {
         "ind": 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,23 +96,41 @@ def test_trl_loss_equals_tulu3_dpo_norm(dpo_trainer) -> None:
     assert abs(trl_loss - _dpo_norm_by_hand(trainer.model, batch, beta, normalise=False)) > 1e-3
 
 
-def test_reward_loss_reads_the_last_real_token(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """-log sigmoid(r_chosen - r_rejected), rewards read at each sequence's last non-pad token (its EOS)."""
-    import torch
-    import torch.nn.functional as F
+def _rm_trainer(model_dir: Path, out: Path) -> tuple[Any, Any]:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
     from repro.stages import rm
 
     r = recipe.load("rm-1130")
-    kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(2, 1), str(tmp_path))
+    kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(2, 1), str(out))
     config = trl_args.config_class("rm")(**{**kwargs, "bf16": False, "use_cpu": True})
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     user = {"role": "user", "content": "Hi"}
     pair = {"chosen": [user, {"role": "assistant", "content": "Hello"}],
             "rejected": [user, {"role": "assistant", "content": "No"}]}  # fmt: skip
-    trainer = rm.build(tiny_model_dir, tokenizer, Dataset.from_list([pair] * 2), config)
+    return rm.build(model_dir, tokenizer, Dataset.from_list([pair] * 2), config), tokenizer
+
+
+def test_reward_model_weight_decay_reaches_every_parameter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """open-instruct's reward_modeling.py: AdamW over model.parameters(), one group, norms included."""
+    trainer, _ = _rm_trainer(tiny_model_dir, tmp_path)
+    optimizer = trainer.create_optimizer()
+    decay = recipe.load("rm-1130").hyperparameters["weight_decay"].value
+    assert decay > 0
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] == decay for p in g["params"]}
+    named = dict(trainer.model.named_parameters())
+    norms = [n for n in named if "norm" in n]
+    assert norms and all(id(named[n]) in decayed for n in norms)
+    assert len(decayed) == len(named)
+
+
+def test_reward_loss_reads_the_last_real_token(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """-log sigmoid(r_chosen - r_rejected), rewards read at each sequence's last non-pad token (its EOS)."""
+    import torch
+    import torch.nn.functional as F
+
+    trainer, tokenizer = _rm_trainer(tiny_model_dir, tmp_path)
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids = torch.tensor([[1, 40, 41, 42, eos, pad, pad], [1, 43, eos, pad, pad, pad, pad],

@@ -2,7 +2,7 @@
 
 `pytest -m regression` checks every results file under SMOLTULU_RESULTS (default ./results):
 one test per (model, metric) the paper reports, failing on the verdict "not reproduced"
-(evalsuite.verdicts: the gap beyond the benchmark's stated tolerance, widened by the spread of a
+(evalsuite.report.verdicts: the gap beyond the benchmark's stated tolerance, widened by the spread of a
 retrained recipe's training seeds). The unmarked tests below run the same check on simulated
 results.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REGRESSION_CASES
 
-from evalsuite import regression, reported, simulate, verdicts
+from evalsuite.report import regression, reported, simulate, verdicts
 
 LM = ("arc", "bbh", "gsm8k", "hellaswag", "ifeval", "mmlu_pro", "piqa")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
-from evalsuite import analysis, forest, reported, simulate, tablegen, tables_cmd
-from evalsuite.reported import Metric
+from evalsuite.report import analysis, forest, reported, simulate, tablegen, tables_cmd
+from evalsuite.report.reported import Metric
 from repro import hparam_tables
 from repro.errors import UsageError
 

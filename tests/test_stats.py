@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evalsuite import benchmarks as registry
-from evalsuite import item_stats, stats
+from evalsuite.report import item_stats, stats
 from repro.errors import UsageError
 
 

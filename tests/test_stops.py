@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite.harness import lm_run
+
 PROMPT = [{"role": "user", "content": "Question: What is 12 plus 7?\nAnswer:"}]
 STEPS = 12
 
@@ -52,10 +54,9 @@ def stopping_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 def _generate(path: Path, backend: str, context: str, stop_ids: list[int] | None, tmp: Path) -> str:
     from lm_eval.api.instance import Instance
 
-    from evalsuite import run_cmd
-    from evalsuite.resumable import ResumableLM
+    from evalsuite.harness.resumable import ResumableLM
 
-    if backend == "vllm":  # as run_cmd._build_lm on CPU, with a small share of RAM for the KV cache
+    if backend == "vllm":  # as lm_run._build_lm on CPU, with a small share of RAM for the KV cache
         from lm_eval.models.vllm_causallms import VLLM
 
         inner = VLLM(
@@ -63,8 +64,8 @@ def _generate(path: Path, backend: str, context: str, stop_ids: list[int] | None
             gpu_memory_utilization=0.1, batch_size="auto", trust_remote_code=False,
         )  # fmt: skip
     else:
-        inner, _ = run_cmd._build_lm(path, backend, 1)
-    extra = run_cmd.apply_stop_ids(inner, backend, stop_ids) if stop_ids is not None else {}
+        inner, _ = lm_run._build_lm(path, backend, 1)
+    extra = lm_run.apply_stop_ids(inner, backend, stop_ids) if stop_ids is not None else {}
     if stop_ids is None and backend == "hf":
         inner.model.generation_config.eos_token_id = None  # what generation does without the explicit ids
     lm = ResumableLM(
@@ -78,16 +79,14 @@ def _generate(path: Path, backend: str, context: str, stop_ids: list[int] | None
 
 
 def test_stop_ids_read_from_the_model(stopping_model: dict) -> None:
-    from evalsuite import run_cmd
 
-    assert run_cmd.stop_token_ids(stopping_model["path"]) == stopping_model["ids"]
+    assert lm_run.stop_token_ids(stopping_model["path"]) == stopping_model["ids"]
 
 
 def test_hf_backend_stops_at_a_generation_config_eos(stopping_model: dict, tmp_path: Path) -> None:
-    from evalsuite import run_cmd
 
     m = stopping_model
-    ids = run_cmd.stop_token_ids(m["path"])
+    ids = lm_run.stop_token_ids(m["path"])
     assert _generate(m["path"], "hf", m["context"], ids, tmp_path) == m["stopped"]
     # the control: without the ids, the same request runs to the token limit
     assert _generate(m["path"], "hf", m["context"], None, tmp_path) == m["unstopped"] != m["stopped"]
@@ -98,8 +97,7 @@ def test_hf_backend_stops_at_a_generation_config_eos(stopping_model: dict, tmp_p
     importlib.util.find_spec("vllm") is None, reason="vllm is not installed: run `tox -e vllm`"
 )
 def test_vllm_backend_stops_at_a_generation_config_eos(stopping_model: dict, tmp_path: Path) -> None:
-    from evalsuite import run_cmd
 
     m = stopping_model
-    ids = run_cmd.stop_token_ids(m["path"])
+    ids = lm_run.stop_token_ids(m["path"])
     assert _generate(m["path"], "vllm", m["context"], ids, tmp_path) == m["stopped_vllm"]

@@ -12,8 +12,8 @@ import yaml
 from conftest import ROOT, run_module
 
 from evalsuite import benchmarks as registry
-from evalsuite import claims, reported, simulate, tablegen, tables_cmd
-from evalsuite.reported import Metric
+from evalsuite.report import claims, reported, simulate, tablegen, tables_cmd
+from evalsuite.report.reported import Metric
 from repro.errors import UsageError
 
 # Reported values typed from ../shared/spec/reported-scores.md (not read from the data files).

@@ -1,6 +1,6 @@
-"""Write evalsuite/tasks/smoltulu_bbh_<subset>.yaml for every subset in evalsuite.sources.
+"""Write evalsuite/harness/tasks/smoltulu_bbh_<subset>.yaml for every subset in evalsuite.harness.sources.
 
-lm-eval registers one YAML per task; the subset list lives once, in evalsuite/sources.py, and
+lm-eval registers one YAML per task; the subset list lives once, in evalsuite/harness/sources.py, and
 tests/test_eval_tasks.py checks the generated files are in sync. Run after changing it.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.sources import BBH_SUBSETS
+from evalsuite.harness.sources import BBH_SUBSETS
 
-TASKS = Path(__file__).resolve().parents[1] / "evalsuite" / "tasks"
+TASKS = Path(__file__).resolve().parents[1] / "evalsuite" / "harness" / "tasks"
 
 
 def render(subset: str) -> str:

@@ -6,6 +6,6 @@
 from __future__ import annotations
 
 from evalsuite.reward.detect import is_reward_model
-from evalsuite.reward.pipeline import evaluate
+from evalsuite.reward.pipeline import evaluate, load_all_pairs
 
-__all__ = ["evaluate", "is_reward_model"]
+__all__ = ["evaluate", "is_reward_model", "load_all_pairs"]

@@ -71,7 +71,7 @@ def data_files(folder: Path, split: str) -> list[Path]:
 
 def _read_file(path: Path) -> tuple[list[Any], list[str]]:
     """The rows of one parquet or JSON-lines file, and where each came from (`file:line`)."""
-    from evalsuite.sources import read_rows
+    from evalsuite.harness.sources import read_rows
 
     rows = read_rows(path)
     return list(rows), rows.origins

@@ -120,6 +120,24 @@ def _score_benchmark(
     return records, counts
 
 
+def load_all_pairs(
+    benchmarks: list[str],
+    *,
+    data_dir: Path | None,
+    limit: int | None,
+    lock: lockfile.Lock | None = None,
+    allow_unlocked: bool = False,
+) -> dict[str, list[data.Pair]]:
+    """Every benchmark's pairs, each row checked (a malformed one is a UsageError naming it)."""
+    pairs = {
+        name: data.load_pairs(name, data_dir=data_dir, limit=limit, lock=lock, allow_unlocked=allow_unlocked)
+        for name in benchmarks
+    }
+    if "rewardbench" in pairs:
+        _check_subsets(pairs["rewardbench"], limit)
+    return pairs
+
+
 def evaluate(
     model_path: Path,
     *,
@@ -134,13 +152,15 @@ def evaluate(
     cache_dir: Path | None = None,
     lock: lockfile.Lock | None = None,
     allow_unlocked: bool = False,
+    pairs: dict[str, list[data.Pair]] | None = None,
 ) -> dict[str, BenchmarkResult]:
     """Score each benchmark, write items/<name>.jsonl under out_dir, return the results.
 
     data_dir None reads the lock-pinned hub datasets. `limit` takes the first N pairs of each
     RewardBench subset (of UFB). Pairs over `max_length` tokens are dropped and counted.
     `prior_sets` (RewardBench "Prior Sets" accuracy, evaluated elsewhere) adds the [2,2,2,2,1]
-    average. Rewards are cached in cache_dir (default out_dir/cache) for resuming.
+    average. Rewards are cached in cache_dir (default out_dir/cache) for resuming. `pairs`: what
+    `load_all_pairs` returned for the same arguments (read before the caller writes anything).
     """
     _check_args(benchmarks, limit, batch_size, max_length)
     if not is_reward_model(Path(model_path)):
@@ -148,14 +168,10 @@ def evaluate(
             f"{model_path} is not a reward model (config.json names no *ForSequenceClassification "
             "architecture); RewardBench and UFB need one"
         )
-    pairs = {
-        name: data.load_pairs(
-            name, data_dir=data_dir, limit=limit, lock=lock, allow_unlocked=allow_unlocked, progress=progress
+    if pairs is None:
+        pairs = load_all_pairs(
+            benchmarks, data_dir=data_dir, limit=limit, lock=lock, allow_unlocked=allow_unlocked
         )
-        for name in benchmarks
-    }
-    if "rewardbench" in pairs:
-        _check_subsets(pairs["rewardbench"], limit)
     rm = scoring.load_model(Path(model_path), progress=progress)
     batch_size = batch_size or (GPU_BATCH if rm.device == "cuda" else CPU_BATCH)
     cache = scoring.Cache(Path(cache_dir or Path(out_dir) / "cache") / f"rewards-{rm.fingerprint()}.jsonl")

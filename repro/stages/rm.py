@@ -4,6 +4,10 @@ Rows are tokenized as open-instruct's reward model tokenizes them (repro/prefere
 side's whole conversation through the selected chat template, the reward read at the token before
 the first pad. The rows reach TRL already tokenized (`chosen_ids` / `rejected_ids`, which
 RewardTrainer accepts as they are), so TRL's own chat-template rendering is not used.
+
+Weight decay reaches every parameter, as open-instruct 816dcbf's reward_modeling.py builds its
+optimizer (`torch.optim.AdamW(model.parameters(), ...)`, one group); transformers' Trainer would
+exempt biases and norm weights.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ def build(
             remove_columns=dataset.column_names,
             desc="Tokenizing preference rows (open-instruct)",
         )
-    trainer = RewardTrainer(model=model, args=config, train_dataset=tokenized, processing_class=tokenizer)
+
+    class DecayEverything(RewardTrainer):
+        def get_decay_parameter_names(self, model: Any) -> list[str]:
+            return [name for name, _ in model.named_parameters()]
+
+    trainer = DecayEverything(model=model, args=config, train_dataset=tokenized, processing_class=tokenizer)
     tokenizer.chat_template = chat_templates.saved_template(tokenizer, template)
     return trainer

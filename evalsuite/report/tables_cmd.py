@@ -19,15 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalsuite.run_cmd import DEFAULT_OUTPUT
+from evalsuite import results as results_fmt
 from repro import atomic
-from repro.errors import UsageError, positive_int
+from repro.errors import UsageError, options, positive_int
 
 if TYPE_CHECKING:
-    from evalsuite.analysis import Report
+    from evalsuite.report.analysis import Report
 
-DEFAULT_RESULTS = DEFAULT_OUTPUT  # where `python -m evalsuite run` writes
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tables" / "generated"
+DEFAULT_RESULTS = results_fmt.DEFAULT_ROOT  # where `python -m evalsuite run` writes
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "tables" / "generated"
 FILES = {"md": "tables.md", "latex": "tables.tex"}
 OUTPUTS = (*FILES.values(), "statistics.json", "claims.md", "forest.png")  # every file `tables` writes
 TEMP_TAG = "tables-"  # .<out>.tables-<random>.tmp: the set being written
@@ -53,7 +53,7 @@ def generate(
     all_pairs: compare every pair of models of the same kind, not only the pairs the paper
     compares (analysis.Settings.all_pairs).
     """
-    from evalsuite import analysis, claims, forest, reported, result_set, tablegen
+    from evalsuite.report import analysis, claims, forest, reported, result_set, tablegen
 
     if not 0.0 < alpha < 0.5:
         raise UsageError(f"--alpha {alpha} must lie between 0 and 0.5")
@@ -69,16 +69,14 @@ def generate(
             notes.append(f"no {DEFAULT_RESULTS}/ folder: every cell shows the reported value")
     else:
         dirs = result_dirs
-    paths = result_set.find(dirs)
+    paths = results_fmt.discover(dirs)
     runs = result_set.load_runs(
         paths, scores, workers=workers, ablation_keys=claims.ablation_keys(claim_list)
     )
     settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed, all_pairs=all_pairs)
     report = analysis.analyse(runs, scores, claim_list, settings)
     report.notes.extend(notes)
-    from evalsuite.run_folder import unfinished
-
-    for folder in unfinished(dirs):
+    for folder in results_fmt.unfinished(dirs):
         report.notes.append(
             f"{folder}: an unfinished `evalsuite run` (no results.json), not used; rerun it to finish"
         )
@@ -150,9 +148,7 @@ def _write_set(out: Path, files: dict[str, bytes]) -> None:
         hidden = [p for p in out.iterdir() if p.name.startswith(".") and p.is_file()] if out.is_dir() else []
         for name, data in {**{p.name: p.read_bytes() for p in hidden}, **files}.items():
             with (tmp / name).open("xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                atomic.write_all(handle, data)
         atomic.replace_dir(tmp, out)
         tmp = None
     except OSError as exc:
@@ -177,14 +173,9 @@ def _cmd(args: argparse.Namespace) -> int:
         args.results,
         args.out,
         formats=formats,
-        alpha=args.alpha,
-        resamples=args.resamples,
-        seed=args.seed,
-        workers=args.workers,
-        lock=args.lock,
-        all_pairs=args.all_pairs,
+        **options(args, "alpha", "resamples", "seed", "workers", "lock", "all_pairs"),
     )
-    from evalsuite import tablegen
+    from evalsuite.report import tablegen
 
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)

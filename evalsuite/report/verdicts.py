@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from scipy import stats as sps
 
 from evalsuite import benchmarks as registry
-from evalsuite.reported import ROOT, Reported
+from evalsuite.report import datafile
+from evalsuite.report.reported import ROOT, Reported
 from repro.errors import UsageError
 
 TOLERANCES_FILE = ROOT / "tables" / "tolerances.yaml"
@@ -54,15 +54,8 @@ class Judgement:
 def load(path: Path | None = None) -> dict[str, Tolerance]:
     """Every registry benchmark's tolerance; a missing, extra or malformed entry is an error."""
     path = Path(path) if path is not None else TOLERANCES_FILE
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: tolerance file missing; run from a checkout of the suite") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    entries = raw.get("tolerances") if isinstance(raw, dict) else None
-    if not isinstance(entries, dict):
-        raise UsageError(f"{path}: expected a mapping with a 'tolerances' mapping")
+    raw = datafile.read_mapping(path, missing="tolerance file missing; run from a checkout of the suite")
+    entries = datafile.field(raw, "tolerances", dict, str(path))
     out = {}
     for name, entry in entries.items():
         registry.get(name)

@@ -1,7 +1,7 @@
 """Batched greedy generation when each request has its own token cap (BBH fills the context).
 
 lighteval gives BBH no generation size, so its vLLM model generates until the 2048-token context
-is full: each request's cap is 2048 minus its own prompt (evalsuite.protocol.SmolLM2Task). lm-eval's
+is full: each request's cap is 2048 minus its own prompt (evalsuite.harness.protocol.SmolLM2Task). lm-eval's
 HFLM batches only requests with identical generation kwargs, so those requests would run one by
 one. Hand-written because no library batches per-row caps for HF generate: requests that differ
 only in `max_gen_toks` are batched, generated to the batch's largest cap, and each row is cut at

@@ -1,6 +1,6 @@
 """Generic statistics for the tables: intervals, tests and resampling primitives (numpy/scipy).
 
-Nothing here knows about benchmarks; `evalsuite.item_stats` maps per-item records onto these.
+Nothing here knows about benchmarks; `evalsuite.report.item_stats` maps per-item records onto these.
 Bootstraps and permutations work on *item types* (distinct rows with their counts): resampling
 n items with replacement is the same as drawing multinomial counts over the distinct rows, and
 a random sign flip of a group of m identical paired items is a Binomial(m, 1/2). That gives the

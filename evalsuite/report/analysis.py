@@ -2,7 +2,7 @@
 
 - every reproduced score with its 95% interval (Wilson, or bootstrap over items);
 - reproduced vs reported: a verdict against the harness tolerance and, for retrained models,
-  the spread of their training seeds (evalsuite.verdicts); difference, interval and item test
+  the spread of their training seeds (evalsuite.report.verdicts); difference, interval and item test
   as information;
 - model vs model on the same items (the pairs the paper compares, or all with `all_pairs`),
   Holm-adjusted over the benchmarks of each pair;
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from evalsuite import claims as claims_mod
-from evalsuite import item_stats, stats, verdicts
-from evalsuite.item_stats import Paired
-from evalsuite.reported import Metric, Reported, ReportedScores
-from evalsuite.result_set import Run, seed_groups
+from evalsuite.report import claims as claims_mod
+from evalsuite.report import item_stats, stats, verdicts
+from evalsuite.report.item_stats import Paired
+from evalsuite.report.reported import Metric, Reported, ReportedScores
+from evalsuite.report.result_set import Run, seed_groups
 
 FORMAT = "smoltulu-tables/1"
 
@@ -54,7 +54,7 @@ class ScoreStat:
     inside: bool | None = None  # reported value inside the interval (information)
     p_value: float | None = None  # two-sided item-sampling test of reproduced = reported (information)
     test: str | None = None
-    verdict: str | None = None  # reproduced | not reproduced | inconclusive (evalsuite.verdicts)
+    verdict: str | None = None  # reproduced | not reproduced | inconclusive (evalsuite.report.verdicts)
     verdict_reason: str | None = None  # the numbers behind it
     tolerance: float | None = None  # harness tolerance + printed rounding, points
     band: dict[str, float] | None = None  # {low, high}: reproduced values that count as reported
@@ -146,7 +146,7 @@ def _judge(
     per_seed: list[float],
     test: tuple[float, str] | None,
 ) -> None:
-    """Fill the reproduced-vs-reported fields of one score (see evalsuite.verdicts)."""
+    """Fill the reproduced-vs-reported fields of one score (see evalsuite.report.verdicts)."""
     run = group[0]
     stat.difference = stat.value - rep.value
     if stat.interval is not None:

@@ -6,7 +6,6 @@ points of the 135M ablation: they feed claim 6 and stay out of the paper's table
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite import benchmarks as registry
-from evalsuite import item_stats
 from evalsuite import results as results_fmt
-from evalsuite.item_stats import ItemData
-from evalsuite.reported import ReportedScores
+from evalsuite.report import item_stats
+from evalsuite.report.item_stats import ItemData
+from evalsuite.report.reported import ReportedScores
 from repro.errors import UsageError
 
 ABLATION_KEYS = ("learning_rate", "batch_size")  # default; claims.yaml's claim 6 names its own
@@ -83,52 +82,14 @@ class Run:
         return None
 
 
-def find(dirs: Sequence[Path]) -> list[Path]:
-    """results.json files under the folders, at any depth (ablation points may sit deeper)."""
-    found: list[Path] = []
-    for root in dirs:
-        root = Path(root)
-        if not root.is_dir():
-            raise UsageError(f"results folder {root} does not exist; pass --results with a folder of results")
-        found.extend(sorted(p for p in root.rglob(results_fmt.RESULTS_FILE) if p.is_file()))
-    return list(dict.fromkeys(p.resolve() for p in found))
-
-
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """One JSONL file of item records, parsed in one call (twice as fast as line by line).
-
-    evalsuite.results.load_items parses line by line; a file that does not parse whole falls
-    back to that here, to name the bad line. Record fields are checked by item_stats.
-    """
-    return _read(path)[1]
-
-
-def _read(path: Path) -> tuple[bytes, list[dict[str, Any]]]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: per-item records missing; rerun `python -m evalsuite run`") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
-    try:  # one parse of the whole file; blank lines (",,") send it down the slow path
-        records = json.loads("[" + text.strip().replace("\n", ",") + "]")
-    except json.JSONDecodeError:
-        records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
-    return data, records
+    """One JSONL file of item records (evalsuite.results.read_items); fields are checked by item_stats."""
+    return results_fmt.read_items(path)[1]
 
 
 def _load_benchmark(folder: Path, name: str, bench: results_fmt.BenchmarkResult) -> ItemData:
     path = folder / (bench.items or f"{results_fmt.ITEMS_DIR}/{name}.jsonl")
-    raw, records = _read(path)
+    raw, records = results_fmt.read_items(path)
     if len(records) != bench.n:
         raise UsageError(f"{path}: {len(records)} item records but results.json says n = {bench.n}")
     data = item_stats.from_records(name, records, str(path))

@@ -8,7 +8,9 @@ uninterrupted run would and produces identical answers.
 
 A damaged line (torn by a kill, or garbage) is skipped and counted (`damaged`), every other
 line is still read, and the file is rewritten without it; an append always starts on a new
-line. An append that fails (a full disk) is cut back to where it began: no torn line is left.
+line. A cached answer whose shape does not fit its request kind is counted the same way and
+computed again (the new answer is appended, and a later line wins on every read). An append
+that fails (a full disk) is cut back to where it began: no torn line is left.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or "answer" not in rec:
         return None
     return rec if isinstance(rec.get("fingerprint"), str) else None
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+# The shape an answer of each request kind has; a cached answer of another shape (a line written by
+# hand, or by a broken version) is treated as damaged and computed again, never handed to lm-eval.
+ANSWER_SHAPES: dict[str, Callable[[Any], bool]] = {
+    "loglikelihood": lambda a: (
+        isinstance(a, list) and len(a) == 2 and _number(a[0]) and isinstance(a[1], bool)
+    ),
+    "loglikelihood_rolling": _number,
+    "generate_until": lambda a: isinstance(a, str),
+}
 
 
 class ResumableLM(LM):
@@ -140,6 +157,11 @@ class ResumableLM(LM):
 
     def _run(self, kind: str, requests: list[Any], call: Callable[[list[Any]], list[Any]]) -> list[Any]:
         keys = [request_key(kind, tuple(r.args)) for r in requests]
+        fits = ANSWER_SHAPES[kind]
+        for k in dict.fromkeys(keys):  # the kind is known only now: check each cached answer's shape
+            if k in self._answers and not fits(self._answers[k]):
+                del self._answers[k]  # the recomputed answer is appended, and wins on every later read
+                self.damaged += 1
         todo = [i for i, k in enumerate(keys) if k not in self._answers]
         self.reused += len(requests) - len(todo)
         todo_set = set(todo)

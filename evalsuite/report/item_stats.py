@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from evalsuite import benchmarks as registry
-from evalsuite import stats
-from evalsuite.stats import Interval
+from evalsuite.report import stats
+from evalsuite.report.stats import Interval
 from repro.errors import UsageError
 
 # Which vectorised rule reproduces each registry headline function.
@@ -34,7 +34,7 @@ def rule_for(benchmark: str) -> str:
     except KeyError:
         raise UsageError(
             f"benchmark {benchmark!r} aggregates with {bench.headline.__name__}, which has no "
-            "resampling rule; add one to evalsuite/item_stats.py"
+            "resampling rule; add one to evalsuite/report/item_stats.py"
         ) from None
 
 

@@ -27,13 +27,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from evalsuite import benchmarks as registry
+from evalsuite.report import datafile
 from repro import lock as lockfile
 from repro.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPORTED_DIR = ROOT / "tables" / "reported"
 CLAIMS_FILE = ROOT / "tables" / "claims.yaml"
 NUMBER = re.compile(r"^\d{1,3}(\.\d+)?$")
@@ -133,39 +132,26 @@ class ReportedTable:
         return None
 
 
-def _field(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in raw:
-        raise UsageError(f"{where}: missing {key!r}")
-    if not isinstance(raw[key], kind):
-        raise UsageError(f"{where}: {key!r} should be a {kind.__name__}")
-    return raw[key]
-
-
 def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise UsageError(f"{where}: expected a mapping")
+    raw = datafile.read_mapping(path)
     number = raw.get("table")
-    kind = _field(raw, "kind", str, where)
+    kind = datafile.field(raw, "kind", str, where)
     if kind not in KINDS:
         raise UsageError(f"{where}: kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
     if kind == "paper" and not isinstance(number, int):
         raise UsageError(f"{where}: a paper table needs its table number in 'table'")
-    source = _field(raw, "source", str, where)
+    source = datafile.field(raw, "source", str, where)
     if kind == "paper" and source != f"paper Table {number}":
         raise UsageError(f"{where}: source should read 'paper Table {number}'")
     check = kind == "protocol-check"
     url = None
     if check:
-        url = _field(raw, "url", str, where)
+        url = datafile.field(raw, "url", str, where)
         if not url.startswith("https://"):
             raise UsageError(f"{where}: url {url!r} should be the model card's https:// address")
     columns = []
-    for c in _field(raw, "columns", list, where):
+    for c in datafile.field(raw, "columns", list, where):
         if (
             not isinstance(c, dict)
             or not isinstance(c.get("model"), str)
@@ -188,12 +174,12 @@ def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
     rows = []
     not_evaluated = []
     kinds = set()
-    for r in _field(raw, "rows", list, where):
+    for r in datafile.field(raw, "rows", list, where):
         if not isinstance(r, dict):
             raise UsageError(f"{where}: each row must be a mapping")
         source_row = None
         if check:
-            source_row = _field(r, "card_row", str, f"{where} row")
+            source_row = datafile.field(r, "card_row", str, f"{where} row")
             rw = f"{where} row {source_row!r}"
             if "label" in r:
                 raise UsageError(f"{rw}: no 'label' here; the column name comes from evalsuite/benchmarks.py")
@@ -204,13 +190,13 @@ def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
                     NotEvaluated(
                         source_row,
                         _values(r, rw, columns, source, url, source_row),
-                        _field(r, "why", str, rw),
+                        datafile.field(r, "why", str, rw),
                     )
                 )
                 continue
             if r.get("evaluated", True) is not True:
                 raise UsageError(f"{rw}: evaluated must be true or false")
-        metric = Metric.parse(_field(r, "metric", str, where))
+        metric = Metric.parse(datafile.field(r, "metric", str, where))
         rw = f"{where} row {metric}"
         bench = registry.BENCHMARKS.get(metric.benchmark)
         if bench is None:
@@ -222,7 +208,7 @@ def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
                 raise UsageError(f"{rw}: a protocol check compares benchmark headlines only")
             label = bench.column
         else:
-            label = _field(r, "label", str, rw)
+            label = datafile.field(r, "label", str, rw)
         if metric.score is None and label != bench.column:
             raise UsageError(f"{rw}: label {label!r} differs from the registry's column {bench.column!r}")
         kinds.add(bench.model_kind)
@@ -237,7 +223,7 @@ def _parse_table(path: Path, model_names: set[str]) -> ReportedTable:
     return ReportedTable(
         key=f"table{number}" if kind == "paper" else str(number or path.stem),
         number=number if kind == "paper" else None,
-        title=_field(raw, "title", str, where),
+        title=datafile.field(raw, "title", str, where),
         source=source,
         kind=kind,
         columns=tuple(columns),
@@ -252,7 +238,7 @@ def _values(
     r: dict[str, Any], rw: str, columns: list[Column], source: str, url: str | None, source_row: str | None
 ) -> tuple[Reported, ...]:
     """A row's quoted percentages; a protocol check's name the card's URL and row."""
-    texts = _field(r, "values", list, rw)
+    texts = datafile.field(r, "values", list, rw)
     if len(texts) != len(columns):
         raise UsageError(f"{rw}: {len(texts)} values for {len(columns)} columns")
     where = source if url is None else f"{source}: {url}, row '{source_row}'"

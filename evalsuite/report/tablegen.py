@@ -5,8 +5,8 @@ dagger; the best value of each row is bold. Tables 3 and 6 have the paper's thre
 Table 9 all seven; Tables 2, 5 and 7 come from repro.hparam_tables (recipes, plus the Tulu 3
 reference columns the paper prints). Under each score table, "reproduced vs reported" lists
 each (model, metric) once: under the table its reported value is credited to (the first that
-prints it, evalsuite.reported), with the tolerance verdict of evalsuite.analysis and its
-reason as a footnote. A protocol-check file (a real model's card, evalsuite.reported) gets one
+prints it, evalsuite.report.reported), with the tolerance verdict of evalsuite.report.analysis and its
+reason as a footnote. A protocol-check file (a real model's card, evalsuite.report.reported) gets one
 "protocol check" table instead: per results folder of that model, card value against reproduced
 value with the same verdict as the paper's tables. Every p-value is printed by `format_p`.
 """
@@ -25,9 +25,9 @@ from tabulate import tabulate
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
-from evalsuite.analysis import Report, ScoreStat
-from evalsuite.claims import ClaimResult
-from evalsuite.reported import Metric, Reported, ReportedScores, ReportedTable
+from evalsuite.report.analysis import Report, ScoreStat
+from evalsuite.report.claims import ClaimResult
+from evalsuite.report.reported import Metric, Reported, ReportedScores, ReportedTable
 from repro import hparam_tables
 
 Fmt = Literal["md", "latex"]
@@ -299,7 +299,7 @@ class ProtocolRow:
 def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
     """Every results folder of the card's model (label = its model, or model-<variant>), row by row.
 
-    The statistics are the report's own reproduced-vs-reported ones (evalsuite.analysis: the
+    The statistics are the report's own reproduced-vs-reported ones (evalsuite.report.analysis: the
     same intervals, tolerance and verdict as the paper's tables); without results, one block
     shows the card's values.
     """

@@ -1,7 +1,7 @@
 """Reproduced vs reported as a regression check (tests/test_regression.py, `pytest -m regression`).
 
 Each case is one (model, metric) the paper reports. It fails when the verdict is "not
-reproduced" (evalsuite.verdicts: the gap beyond the harness tolerance, widened by the spread of
+reproduced" (evalsuite.report.verdicts: the gap beyond the harness tolerance, widened by the spread of
 the training seeds of a retrained recipe) and is skipped, with the numbers, when "inconclusive".
 Results of models the paper does not report, partial runs (--limit, --sample, fewer items than
 the full set) and simulated results are skipped with the reason. The seeds of one retrained
@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalsuite import analysis, reported, result_set, verdicts
-from evalsuite.analysis import ScoreStat
+from evalsuite import results as results_fmt
+from evalsuite.report import analysis, reported, result_set, verdicts
+from evalsuite.report.analysis import ScoreStat
 from repro.errors import UsageError
 
 ENV = "SMOLTULU_RESULTS"
@@ -84,7 +85,7 @@ def _eligibility(run: result_set.Run, scores: reported.ReportedScores, include_s
 def plan(dirs: Sequence[Path], *, include_simulated: bool = False) -> list[Case]:
     """The cases under the folders, from results.json alone (cheap: for test collection)."""
     dirs = [Path(d) for d in dirs if Path(d).is_dir()]
-    paths = result_set.find(dirs) if dirs else []
+    paths = results_fmt.discover(dirs) if dirs else []
     if not paths:
         return []
     scores = reported.load()

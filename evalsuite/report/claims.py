@@ -1,7 +1,7 @@
 """The paper's claims (tables/claims.yaml), each judged on per-item results.
 
 A paired claim part ("better" beats "worse" on some benchmarks) is judged by the paired test
-on the same items (evalsuite.item_stats.paired); a trend claim by Spearman's rho of score
+on the same items (evalsuite.report.item_stats.paired); a trend claim by Spearman's rho of score
 against the learning-rate / batch-size ratio over the ablation points, with an exact
 permutation p-value (stats.spearman_permutation: all n! orderings up to 8 points, a seeded
 Monte Carlo beyond), so four points can never give p below 1/12.
@@ -19,7 +19,7 @@ else smaller than claimed if any is; supported if all are; larger than claimed i
 supported or larger; else inconclusive. Claims without a size only get supported,
 contradicted or inconclusive.
 
-Sizes are the differences of the reported scores (evalsuite.reported): `size: reported`
+Sizes are the differences of the reported scores (evalsuite.report.reported): `size: reported`
 takes them as they are; `size: {benchmark: "+11.0"}` quotes the paper's number, and loading
 fails unless it equals the reported difference to its printed precision. Claims marked
 `about: lr_bs_ratio` compare runs whose recipes (repro/recipes) differ in more than the
@@ -34,13 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from evalsuite import benchmarks as registry
-from evalsuite import stats
-from evalsuite.item_stats import Paired
-from evalsuite.reported import CLAIMS_FILE, Metric, ReportedScores
-from evalsuite.result_set import Run
+from evalsuite.report import datafile, stats
+from evalsuite.report.item_stats import Paired
+from evalsuite.report.reported import CLAIMS_FILE, Metric, ReportedScores
+from evalsuite.report.result_set import Run
 from repro import recipe as recipes
 from repro.errors import UsageError
 
@@ -256,15 +254,8 @@ def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
 
 def load(reported: ReportedScores, path: Path | None = None) -> list[Claim]:
     path = Path(path) if path is not None else CLAIMS_FILE
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: claims file missing; run from a checkout of the suite") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("claims"), list):
-        raise UsageError(f"{path}: expected a mapping with a 'claims' list")
-    claims = [_parse(c, str(path), reported) for c in raw["claims"]]
+    raw = datafile.read_mapping(path, missing="claims file missing; run from a checkout of the suite")
+    claims = [_parse(c, str(path), reported) for c in datafile.field(raw, "claims", list, str(path))]
     if len({c.id for c in claims}) != len(claims):
         raise UsageError(f"{path}: claim ids must be unique")
     return claims

@@ -5,7 +5,7 @@ IFEval's `key`) or by the exact prompt text (the user turn, e.g. "Question: …\
 or the bare question), and carries the output as `output` (or `response`). IFEval also accepts
 the reference repository's response files ({"prompt", "response"}) against its input_data.jsonl.
 The results folder has the same format as `run`'s, with backend "external"; it belongs to the
-outputs file by its sha256 (evalsuite/run_folder.py): another file under the same label is
+outputs file by its sha256 (evalsuite/harness/run_folder.py): another file under the same label is
 refused unless --force.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
-from evalsuite import run_cmd, run_folder, sources
-from repro.errors import UsageError
+from evalsuite.harness import run_folder, sources
+from repro.errors import UsageError, options
 
 GENERATIVE = ("gsm8k", "bbh", "ifeval")
 Scorer = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -31,7 +31,7 @@ Scorer = Callable[[dict[str, Any], str], dict[str, Any]]
 
 def _items(benchmark: str, folder: Path) -> list[tuple[str, str, dict[str, Any], str]]:
     """(subtask, id, doc, prompt) for every item, ids as `run` assigns them."""
-    from evalsuite import protocol  # lm-eval is heavy: import it only when scoring
+    from evalsuite.harness import protocol  # lm-eval is heavy: import it only when scoring
 
     out = []
     if benchmark == "bbh":
@@ -79,13 +79,13 @@ def _read_outputs(path: Path) -> list[dict[str, Any]]:
 
 
 def _scorer(benchmark: str) -> Scorer:
-    from evalsuite import protocol
+    from evalsuite.harness import protocol
 
     if benchmark == "gsm8k":
         return lambda doc, out: {"score": protocol.gsm8k_results(doc, [out])["exact_match"]}
     if benchmark == "bbh":
         return lambda doc, out: {"score": protocol.bbh_results(doc, [out])["exact_match"]}
-    from evalsuite.ifeval_scoring import score_item
+    from evalsuite.harness.ifeval_scoring import score_item
 
     def ifeval(doc: dict[str, Any], out: str) -> dict[str, Any]:
         metrics = score_item(doc, out)
@@ -129,7 +129,7 @@ def score(
         by_prompt.setdefault(_bare(item[3]), item)
     scorer = _scorer(benchmark)
     if benchmark == "ifeval":
-        from evalsuite.punkt import ensure_punkt_tab
+        from evalsuite.harness.punkt import ensure_punkt_tab
 
         ensure_punkt_tab()
     records: dict[str, dict[str, Any]] = {}
@@ -160,11 +160,10 @@ def score(
     ordered = [records[i[1]] for i in items if i[1] in records]
     folder = output / label
     identity = run_folder.outputs_identity(outputs)
-    pending = run_folder.claim(folder, identity, force=force)
-    try:
+    with run_folder.owned(
+        folder, identity, force=force, what=f"evalsuite score {benchmark} {outputs}"
+    ) as pending:
         _write(folder, pending, benchmark, outputs, label, identity, ordered, len(items))
-    finally:
-        run_folder.discard(pending)
     return folder
 
 
@@ -209,7 +208,7 @@ def _write(
 
 
 def _reference_ifeval(args: argparse.Namespace) -> int:
-    from evalsuite.ifeval_scoring import score_reference_files
+    from evalsuite.harness.ifeval_scoring import score_reference_files
 
     report = score_reference_files(args.input_data, args.outputs)
     for name, value in report["scores"].items():
@@ -227,12 +226,8 @@ def _cmd(args: argparse.Namespace) -> int:
     score(
         args.benchmark,
         args.outputs,
-        data_dir=args.data_dir,
-        output=args.output,
-        label=args.label,
         lock_path=args.lock,
-        allow_unlocked=args.allow_unlocked,
-        force=args.force,
+        **options(args, "data_dir", "output", "label", "allow_unlocked", "force"),
     )
     return 0
 
@@ -251,7 +246,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
     p.add_argument(
         "--label",
-        type=run_cmd.label_arg,
+        type=results_io.label_arg,
         default=None,
         help="results folder/table label (default: the outputs file name)",
     )

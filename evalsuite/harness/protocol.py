@@ -1,6 +1,6 @@
 """The SmolLM2/lighteval protocol as lm-eval pieces: prompts, scorers, shot samplers, a task class.
 
-The YAML task definitions in evalsuite/tasks/ point here (through tasks/utils.py, which only
+The YAML task definitions in evalsuite/harness/tasks/ point here (through tasks/utils.py, which only
 re-exports, so module state such as shot RNGs exists once). Each function reproduces one
 rule of ../shared/spec/eval-protocol.md; where lm-eval's default differs the comment says how.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from lm_eval.api.samplers import ContextSampler
 from lm_eval.api.task import ConfigurableTask
 
-from evalsuite import sources
+from evalsuite.harness import sources
 
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def bbh_results(doc: Doc, results: Sequence[str]) -> dict[str, int]:
 
 
 def ifeval_results(doc: Doc, results: Sequence[str]) -> dict[str, Any]:
-    from evalsuite.ifeval_scoring import score_item
+    from evalsuite.harness.ifeval_scoring import score_item
 
     return score_item(doc, results[0])
 

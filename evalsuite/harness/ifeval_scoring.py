@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.benchmarks import ifeval_scores
-from evalsuite.punkt import ensure_punkt_tab
+from evalsuite.harness.punkt import ensure_punkt_tab
 from repro.errors import UsageError, read_text
 
 METRIC_KEYS = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from evalsuite.capped_generation import CappedGenerationMixin
+from evalsuite.harness.capped_generation import CappedGenerationMixin
 
 log = logging.getLogger(__name__)
 

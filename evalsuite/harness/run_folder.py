@@ -13,7 +13,8 @@ first. While a run works, its per-item records go to `.pending/`; at the end the
 results.json is removed, the records moved into `items/` and the new results.json (with the
 sha256 of each items file) written, so a results.json is only ever beside the items it was
 written with: a kill leaves the folder without results.json (unfinished, ignored by `tables`),
-never with a mix.
+never with a mix. One run at a time: `owned` holds the folder's run lock (repro/run_lock.py) for
+the run's whole life, and a failed run removes the folders it made if they hold nothing of use.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsuite import results as results_io
-from repro import atomic
+from repro import atomic, run_lock
 from repro.errors import UsageError
 
 IDENTITY_FORMAT = "smoltulu-identity/1"
@@ -116,7 +117,7 @@ def _remove(paths: Iterable[Path]) -> None:
 def _clear(folder: Path) -> None:
     """Empty a folder for another model: results.json first, so no step leaves it beside foreign items."""
     (folder / results_io.RESULTS_FILE).unlink(missing_ok=True)
-    _remove(p for p in folder.iterdir() if p.name != IDENTITY_FILE)
+    _remove(p for p in folder.iterdir() if p.name not in (IDENTITY_FILE, run_lock.LOCK_NAME))
     (folder / IDENTITY_FILE).unlink(missing_ok=True)
 
 
@@ -156,6 +157,54 @@ def claim(folder: Path, identity: Identity, *, force: bool = False) -> Path:
     return pending
 
 
+def _missing_parents(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_if_unused(created: list[Path]) -> None:
+    """After a failed run: the folders it made go again if nothing worth keeping is in them (no
+    request cache, no results), so a bad run leaves no empty output folders behind."""
+    if not created or any(p.name != IDENTITY_FILE for p in _contents(created[0])):
+        return
+    with contextlib.suppress(OSError):
+        for name in (IDENTITY_FILE, run_lock.LOCK_NAME, PENDING):
+            _remove([created[0] / name])
+        for path in created:
+            path.rmdir()  # fails (and stops) at the first folder something else was put in
+
+
+@contextlib.contextmanager
+def owned(folder: Path, identity: Identity, *, force: bool = False, what: str) -> Iterator[Path]:
+    """`with owned(folder, identity, what="evalsuite run ..") as pending:` the run's whole life in its folder.
+
+    Holds the folder's run lock (repro/run_lock.py: a second run into it is refused while this one
+    lives), claims it for `identity`, yields the pending folder for per-item records and removes it at
+    the end; on failure, folders this run created are removed again if they hold nothing of use.
+    """
+    folder = Path(folder)
+    created = _missing_parents(folder)
+    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+        with run_lock.hold(folder, what):
+            pending = claim(folder, identity, force=force)
+            try:
+                yield pending
+            finally:
+                discard(pending)
+    except BaseException:
+        _remove_if_unused(created)
+        raise
+
+
 def discard(pending: Path) -> None:
     with contextlib.suppress(OSError):
         _remove([Path(pending)])
@@ -187,13 +236,3 @@ def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
     path = results_io.save(results, folder)
     discard(pending)
     return path
-
-
-def unfinished(roots: Iterable[Path]) -> list[Path]:
-    """Results folders a run claimed but did not finish (identity.json, no results.json)."""
-    found = []
-    for root in roots:
-        for ident in sorted(Path(root).rglob(IDENTITY_FILE)):
-            if not (ident.parent / results_io.RESULTS_FILE).is_file():
-                found.append(ident.parent)
-    return found

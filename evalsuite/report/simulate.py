@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from evalsuite import benchmarks as registry
-from evalsuite import item_stats
 from evalsuite import results as results_fmt
+from evalsuite.report import item_stats
 
-# The full benchmarks (registry.FULL_ITEMS) as (subtask, n).
+# The full benchmarks (full_items in evalsuite/benchmarks.yaml) as (subtask, n).
 # BBH: 27 subsets of 250 items except three (187, 146, 178); names are placeholders here.
 BBH_SIZES = [250] * 24 + [187, 146, 178]
-_FULL: dict[str, int] = {k: v for k, v in registry.FULL_ITEMS.items() if v is not None}
+_FULL: dict[str, int] = {k: b.full_items for k, b in registry.BENCHMARKS.items() if b.full_items is not None}
 SHAPES: dict[str, list[tuple[str, int]]] = {
     "arc": [("ARC-Easy", 2376), ("ARC-Challenge", 1172)],
     "bbh": [(f"bbh-subset-{i + 1:02d}", n) for i, n in enumerate(BBH_SIZES)],
@@ -38,7 +38,7 @@ SHAPES: dict[str, list[tuple[str, int]]] = {
 IFEVAL_INSTRUCTIONS = 834
 # ARC-Easy is far easier than ARC-Challenge; spreading the halves keeps the simulation honest.
 SUBTASK_SPREAD = {"arc": 10.0}
-SIMULATION_NOTE = "SIMULATED per-item results (evalsuite.simulate), not the output of any model"
+SIMULATION_NOTE = "SIMULATED per-item results (evalsuite.report.simulate), not the output of any model"
 
 
 def shape(benchmark: str) -> list[tuple[str, int]]:

@@ -245,14 +245,19 @@ def _piqa(folder: Path) -> dict[str, list[Row]]:
     return {"validation": Rows(rows, items.origins)}
 
 
-def _mmlu_pro(folder: Path) -> dict[str, list[Row]]:
-    rows = _hub_split(folder, None, "test")
+def _split_or_file(folder: Path, split: str, pattern: str, what: str) -> dict[str, list[Row]]:
+    """One split: the hub layout, else the first file matching `pattern` (../shared/benchdata layout)."""
+    rows = _hub_split(folder, None, split)
     if rows is None:
-        files = sorted(folder.glob("test*.jsonl"))
+        files = sorted(folder.glob(pattern))
         if not files:
-            raise FileNotFoundError("test")
+            raise FileNotFoundError(what)
         rows = read_rows(files[0])
-    return {"test": rows}
+    return {split: rows}
+
+
+def _mmlu_pro(folder: Path) -> dict[str, list[Row]]:
+    return _split_or_file(folder, "test", "test*.jsonl", "test")
 
 
 def _gsm8k(folder: Path) -> dict[str, list[Row]]:
@@ -277,13 +282,7 @@ def _bbh(folder: Path, subset: str) -> dict[str, list[Row]]:
 
 
 def _ifeval(folder: Path) -> dict[str, list[Row]]:
-    rows = _hub_split(folder, None, "train")
-    if rows is None:
-        files = sorted(folder.glob("*input_data.jsonl"))
-        if not files:
-            raise FileNotFoundError("train (input_data.jsonl)")
-        rows = read_rows(files[0])
-    return {"train": rows}
+    return _split_or_file(folder, "train", "*input_data.jsonl", "train (input_data.jsonl)")
 
 
 READERS: dict[str, Callable[..., dict[str, list[Row]]]] = {
@@ -388,7 +387,7 @@ def _mmlu_pro_problem(row: Row) -> str | None:
 
 
 def _gsm8k_problem(row: Row) -> str | None:
-    from evalsuite.protocol import gsm8k_extract
+    from evalsuite.harness.protocol import gsm8k_extract
 
     problem = _text(row, "question", "answer")
     if problem is None and gsm8k_extract(row["answer"]) is None:
@@ -397,7 +396,7 @@ def _gsm8k_problem(row: Row) -> str | None:
 
 
 def _ifeval_problem(row: Row) -> str | None:
-    from evalsuite.ifeval_scoring import doc_problem
+    from evalsuite.harness.ifeval_scoring import doc_problem
 
     return doc_problem(row)
 

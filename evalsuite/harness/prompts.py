@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from evalsuite.protocol import task_class_path
+from evalsuite.harness.protocol import task_class_path
 
 
 @functools.cache
@@ -18,7 +18,7 @@ def task_manager(
 ):
     from lm_eval.tasks import TaskManager
 
-    from evalsuite.run_cmd import MAX_LENGTH
+    from evalsuite.harness.lm_run import MAX_LENGTH
 
     meta = {
         "data_dir": data_dir,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalsuite import benchmarks as registry
-from evalsuite.analysis import Report, ScoreStat
-from evalsuite.reported import Metric, ReportedScores
+from evalsuite.report.analysis import Report, ScoreStat
+from evalsuite.report.reported import Metric, ReportedScores
 
 DPI = 100
 FONT = 8  # points, tick labels
