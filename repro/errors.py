@@ -189,12 +189,21 @@ def options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1 (a batch size, a count)."""
+def _int_at_least(text: str, low: int, hint: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(hint)
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a batch size, a count)."""
+    return _int_at_least(text, 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0 (where 0 means none, or no limit)."""
+    return _int_at_least(text, 0, "must be 0 or more")

@@ -33,7 +33,19 @@ UNRESOLVED = "unresolved"
 NOT_PUBLISHED = "not-published"
 SCHEMA = 1
 # test-model: a real model outside the paper, for checking the suite itself (repro real-model).
-ROLES = ("published", "base", "baseline", "train-data", "eval-data", "reproduce-only", "test-model")
+# contamination-data: a benchmark only the contamination tables (paper Tables 1, 4, 13) read.
+# analysis-model: a model the paper used to describe its data (the language detector, Tables 10–12).
+ROLES = (
+    "published",
+    "base",
+    "baseline",
+    "train-data",
+    "eval-data",
+    "reproduce-only",
+    "test-model",
+    "contamination-data",
+    "analysis-model",
+)
 REPO_TYPES = ("model", "dataset", "pypi")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")

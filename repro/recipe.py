@@ -2,7 +2,8 @@
 
 A file starting with `_` is a stage base (Tulu 3 defaults); a checkpoint recipe names it in
 `inherits` and adds the paper's values. Every leaf is `{value, source}` and the source must
-say where the value comes from: "paper ...", "Tulu 3 default ...", or "assumption: <why>".
+say where the value comes from: "paper ...", "Tulu 3 default ...", "card: ..." (a published
+model card, for the RLVR model the paper mentions), or "assumption: <why>".
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import yaml
 
 from repro.errors import UsageError
 
-SOURCE = re.compile(r"^(paper |Tulu 3 default|assumption: \S|override: )")
-STAGES = ("sft", "dpo", "rm")
-SECTIONS = ("inputs", "hyperparameters", "grid")
+SOURCE = re.compile(r"^(paper |Tulu 3 default|card: \S|assumption: \S|override: )")
+STAGES = ("sft", "dpo", "rm", "rlvr")
+SECTIONS = ("inputs", "hyperparameters", "grid", "not_applicable")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Recipe:
     inputs: dict[str, Sourced]
     hyperparameters: dict[str, Sourced]
     grid: dict[str, Sourced] = field(default_factory=dict)
+    # values of the method the paper or card used that the TRL trainer cannot take, each saying why
+    not_applicable: dict[str, Sourced] = field(default_factory=dict)
     benchmarks: Sourced | None = None
     overrides: tuple[str, ...] = ()
 
@@ -87,7 +90,7 @@ def _sourced(recipe: str, section: str, items: dict[str, Any]) -> dict[str, Sour
         if not SOURCE.match(str(leaf["source"])):
             raise UsageError(
                 f"recipe {recipe}: {section}.{key} source {leaf['source']!r} must start with "
-                "'paper ', 'Tulu 3 default' or 'assumption: '"
+                "'paper ', 'Tulu 3 default', 'card: ' or 'assumption: '"
             )
         out[key] = Sourced(leaf["value"], leaf["source"])
     return out
@@ -110,6 +113,7 @@ def load(name: str) -> Recipe:
         inputs=_sourced(name, "inputs", raw.get("inputs", {})),
         hyperparameters=_sourced(name, "hyperparameters", raw.get("hyperparameters", {})),
         grid=_sourced(name, "grid", raw.get("grid", {})),
+        not_applicable=_sourced(name, "not_applicable", raw.get("not_applicable", {})),
         benchmarks=_sourced(name, "benchmarks", {"b": benchmarks})["b"] if benchmarks else None,
     )
     for required in ("learning_rate", "effective_batch_size"):
@@ -162,6 +166,14 @@ RANGES: dict[str, tuple[type, float, bool, float, bool]] = {
     "beta": (float, 0.0, False, math.inf, False),
     "adam_epsilon": (float, 0.0, False, math.inf, False),
     "dropout": (float, 0.0, True, 1.0, False),
+    "max_prompt_length": (int, 1, True, math.inf, False),
+    "max_completion_length": (int, 1, True, math.inf, False),
+    "temperature": (float, 0.0, False, math.inf, False),
+    "total_episodes": (int, 1, True, math.inf, False),
+    "rollout_batch_size": (int, 1, True, math.inf, False),
+    "num_generations": (int, 2, True, math.inf, False),  # RLOO's leave-one-out baseline needs two
+    "num_iterations": (int, 1, True, math.inf, False),
+    "epsilon": (float, 0.0, False, 1.0, False),
 }
 
 

@@ -39,7 +39,10 @@ from repro.resolve import Resolved, finished_run, outputs_root, resolve
 
 PROFILES = ("real", "smoke")
 SMOKE_MAX_STEPS = 3
-SMOKE_DATA = {"sft": "sft.jsonl", "dpo": "preference.jsonl", "rm": "preference.jsonl"}
+# RLVR smoke rollouts stop at this many tokens: the tiny random model almost never ends a response, so
+# the recipe's 2048 would cost minutes of CPU per rollout; the cut responses get the truncation penalty.
+SMOKE_COMPLETION_TOKENS = 32
+SMOKE_DATA = {"sft": "sft.jsonl", "dpo": "preference.jsonl", "rm": "preference.jsonl", "rlvr": "rlvr.jsonl"}
 REAL_SAVE_STEPS = 500
 
 
@@ -129,6 +132,10 @@ def dataset_input(req: Request) -> tuple[Resolved, Any]:
         raise UsageError(f"dataset {resolved.path} lacks columns {missing} (has {dataset.column_names})")
     if len(dataset) == 0:
         raise UsageError(f"dataset {resolved.path} is empty")
+    if req.recipe.stage == "rlvr":  # every row must name a verifier that can score it
+        from repro import verifiers
+
+        verifiers.check_rows(dataset, str(resolved.path))
     return resolved, dataset
 
 
@@ -144,10 +151,16 @@ def trainer_config(req: Request) -> tuple[Any, list[warnings.WarningMessage]]:
     kwargs = trl_args.trl_kwargs(req.recipe, req.plan, str(req.out / "checkpoints"))
     if req.profile == "smoke":
         kwargs.update(max_steps=SMOKE_MAX_STEPS, save_steps=1)
+        if req.recipe.stage == "rlvr":
+            kwargs["max_completion_length"] = SMOKE_COMPLETION_TOKENS
     else:
         kwargs.update(save_steps=REAL_SAVE_STEPS, save_total_limit=3)
     if not torch.cuda.is_available():
         kwargs["use_cpu"] = True
+    if req.recipe.stage == "rlvr":
+        from repro.stages import rlvr
+
+        kwargs["use_vllm"] = rlvr.use_vllm()  # colocated vLLM generation on a GPU when installed
     with warnings.catch_warnings(record=True) as caught:  # shown only when the settings are accepted
         warnings.simplefilter("always")
         try:
@@ -359,6 +372,12 @@ def _train(
     if req.recipe.stage == "rm":  # TRL filters pairs over max_length; count them
         dropped["over_max_length"] = len(dataset) - len(trainer.train_dataset)
         print(f"reward model: {dropped['over_max_length']} pairs over {config.max_length} tokens dropped")
+    if req.recipe.stage == "rlvr":  # open-instruct drops prompts over max_prompt_token_length
+        dropped["prompt_over_max_prompt_length"] = trainer.dropped_prompts
+        print(
+            f"RLVR: {trainer.dropped_prompts} prompts over {config.max_prompt_length} tokens dropped; "
+            f"generation with {'vLLM' if config.use_vllm else 'transformers'}"
+        )
 
     found = checkpoints.scan(req.out / "checkpoints") if req.resume else checkpoints.Found(None, {})
     if started is not None:  # the main process: remove what can never be loaded, record the resume
@@ -392,6 +411,25 @@ def _train(
             dropped=dropped, metrics=metrics, argv=argv, started=started,
         )  # fmt: skip
         record["chat_template"] = template.record()
+        if req.recipe.stage == "rlvr":
+            record["rlvr"] = _rlvr_record(trainer, config)
         manifest.write(req.out, record)
         print(json.dumps({"run": str(req.out), "final_step_loss": metrics["final_step_loss"]}))
     return req.out
+
+
+def _rlvr_record(trainer: Any, config: Any) -> dict[str, Any]:
+    """The trainer actually run, its generation backend and each step's verifier and reward figures."""
+    keys = ("reward", "rlvr/verified", "rlvr/truncated", "kl")
+    steps = [
+        {"step": e["step"], **{k: e[k] for k in keys if k in e}}
+        for e in trainer.state.log_history
+        if "loss" in e and any(k in e for k in keys)  # generation steps (a rollout is reused num_iterations)
+    ]
+    return {
+        "trainer": type(trainer).__mro__[1].__name__,
+        "departure": "PPO on the card; TRL has no PPO trainer, RLOO instead (repro/recipes/_rlvr.yaml)",
+        "generation": "vllm" if config.use_vllm else "transformers",
+        "max_completion_length": config.max_completion_length,  # SMOKE_COMPLETION_TOKENS in a smoke run
+        "steps": steps,
+    }

@@ -8,7 +8,8 @@ from repro.errors import UsageError
 from repro.recipe import BatchPlan, Recipe
 
 # Recipe keys passed to TRL's config under the same name, per stage (SFT's config is
-# repro.sft_loss.ReproSFTConfig: TRL's SFTConfig plus loss_reduction).
+# repro.sft_loss.ReproSFTConfig: TRL's SFTConfig plus loss_reduction; RLVR's is
+# repro.stages.rlvr.RLVRConfig: TRL's RLOOConfig plus max_prompt_length and the reward values).
 COMMON = (
     "learning_rate", "num_train_epochs", "lr_scheduler_type", "weight_decay",
     "optim", "max_grad_norm", "bf16", "seed",
@@ -17,7 +18,11 @@ STAGE_KEYS = {
     "sft": ("max_length", "packing", "padding_free", "assistant_only_loss", "loss_reduction"),
     "dpo": ("max_length", "beta", "precompute_ref_log_probs"),
     "rm": ("max_length", "adam_epsilon"),
-}
+    "rlvr": (
+        "beta", "max_completion_length", "temperature", "num_generations", "num_iterations", "epsilon",
+        "normalize_advantages", "adam_epsilon", "max_prompt_length", "verified_reward", "truncation_penalty",
+    ),
+}  # fmt: skip
 # Recipe keys that are not TRL arguments: what each becomes instead.
 TRANSLATED = {
     "effective_batch_size": "per_device_train_batch_size x gradient_accumulation_steps x world size",
@@ -26,6 +31,14 @@ TRANSLATED = {
     "chat_template_name": "not a TRL argument: the chat template every stage renders and masks with "
     "(repro/chat_templates.py; the pick is printed at start and recorded in manifest.json)",
     "warmup_ratio": "warmup_steps=ratio (transformers 5 reads a float below 1 as a ratio)",
+    # RLVR (repro/stages/rlvr.py over TRL's RLOOTrainer)
+    "rollout_batch_size": "generation_batch_size (completions per generation round, each reused "
+    "num_iterations times)",
+    "total_episodes": "max_steps = total_episodes x num_iterations / effective_batch_size (one optimizer "
+    "step per effective batch of completions, each generation round reused num_iterations times)",
+    "stop_token": "generation stops at the tokenizer's and generation_config's EOS ids (TRL's own rule)",
+    "kl_estimator": "RLOO's KL penalty is kl1, log pi - log pi_ref summed over the response (the only one)",
+    "deepspeed_stage": "not a TRL argument: launch with accelerate/zero3.yaml",
 }
 
 
@@ -33,8 +46,9 @@ def config_class(stage: str) -> type:
     from trl import DPOConfig, RewardConfig
 
     from repro.sft_loss import ReproSFTConfig  # SFTConfig plus loss_reduction
+    from repro.stages.rlvr import RLVRConfig  # RLOOConfig plus the prompt limit and the reward values
 
-    return {"sft": ReproSFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[stage]
+    return {"sft": ReproSFTConfig, "dpo": DPOConfig, "rm": RewardConfig, "rlvr": RLVRConfig}[stage]
 
 
 def _warmup(ratio: float) -> dict[str, float]:
@@ -76,4 +90,23 @@ def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, An
         kwargs.update(_warmup(hp["warmup_ratio"].value))
     if "dropout" in hp:
         kwargs["disable_dropout"] = hp["dropout"].value == 0.0
+    if recipe.stage == "rlvr":
+        kwargs.update(rlvr_schedule(recipe, plan))
     return kwargs
+
+
+def rlvr_schedule(recipe: Recipe, plan: BatchPlan) -> dict[str, Any]:
+    """Generation round and length of an RLVR run, in TRL's terms (refused when they cannot hold)."""
+    rollout, generations = recipe.hp("rollout_batch_size"), recipe.hp("num_generations")
+    if rollout % plan.effective or rollout % generations:
+        raise UsageError(
+            f"recipe {recipe.name}: rollout_batch_size {rollout} must be a multiple of the effective batch "
+            f"{plan.effective} and of num_generations {generations}"
+        )
+    for key, supported in (("stop_token", "eos"), ("kl_estimator", "kl1")):
+        if key in recipe.hyperparameters and recipe.hp(key) != supported:
+            raise UsageError(
+                f"recipe {recipe.name}: {key} {recipe.hp(key)!r}: RLOO supports only {supported!r}"
+            )
+    steps = recipe.hp("total_episodes") * recipe.hp("num_iterations") // plan.effective
+    return {"generation_batch_size": rollout, "max_steps": max(steps, 1)}

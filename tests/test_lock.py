@@ -58,7 +58,7 @@ def test_lock_names_every_artefact_of_the_spec() -> None:
     assert lock.get("dpo-1130").contains_commit == "b9e6a80"
     assert lock.get("rm-1130").revision == "dc7adfec9f42110e8658f999ebaec0cd9525bea6"
     assert lock.get("rm-1130").contains_commit == "82ead9b"
-    assert (lock.get("reinforced").revision, lock.get("reinforced").revision_hint) == (
+    assert (lock.get("rlvr-1130").revision, lock.get("rlvr-1130").revision_hint) == (
         "unresolved",
         "2116ae7",
     )

@@ -22,7 +22,7 @@ PAPER = {
 
 
 def test_every_checkpoint_has_a_recipe() -> None:
-    assert recipe.names() == sorted([*PAPER, "ablation-135m"])
+    assert recipe.names() == sorted([*PAPER, "ablation-135m", "rlvr-1130"])
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))

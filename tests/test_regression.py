@@ -167,7 +167,7 @@ def test_summary_counts_real_results(tmp_path: Path, dpo_1130_row: dict[str, flo
         ("dpo-1130", {"limit": 200}, "--limit 200 run"),
         ("dpo-1130", {"settings": {"sample": 30}}, "--sample 30 run"),
         ("my-model", {}, "unknown model 'my-model'"),
-        ("reinforced", {}, "only on its model card"),
+        ("rlvr-1130", {}, "only on its model card"),
     ],
 )
 def test_ineligible_results_are_skipped_with_the_reason(

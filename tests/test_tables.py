@@ -59,9 +59,9 @@ def test_reported_values_match_the_paper() -> None:
     for (model, metric), value in SPEC.items():
         found = scores.get(model, Metric.parse(metric))
         assert found is not None and found.value == value, (model, metric)
-    card = scores.get("reinforced", Metric("gsm8k"))
+    card = scores.get("rlvr-1130", Metric("gsm8k"))
     assert card is not None and card.value == 61.0 and "model card" in card.source
-    assert not scores.in_paper("reinforced")
+    assert not scores.in_paper("rlvr-1130")
     assert scores.get("dpo-1130", Metric("rewardbench")) is None
     numbers = [t.number for t in scores.tables if t.kind == "paper"]
     assert numbers == [3, 6, 8, 9]

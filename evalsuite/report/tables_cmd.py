@@ -53,7 +53,7 @@ def generate(
     all_pairs: compare every pair of models of the same kind, not only the pairs the paper
     compares (analysis.Settings.all_pairs).
     """
-    from evalsuite.report import analysis, claims, forest, reported, result_set, tablegen
+    from evalsuite.report import analysis, claims, data_tables, forest, reported, result_set, tablegen
 
     if not 0.0 < alpha < 0.5:
         raise UsageError(f"--alpha {alpha} must lie between 0 and 0.5")
@@ -70,6 +70,7 @@ def generate(
     else:
         dirs = result_dirs
     paths = results_fmt.discover(dirs)
+    data = data_tables.build(dirs)  # before the statistics: a bad measurement file stops it early
     runs = result_set.load_runs(
         paths, scores, workers=workers, ablation_keys=claims.ablation_keys(claim_list)
     )
@@ -80,13 +81,15 @@ def generate(
         report.notes.append(
             f"{folder}: an unfinished `evalsuite run` (no results.json), not used; rerun it to finish"
         )
+    report.notes.extend(data.notes())
     sources = [str(d) for d in dirs]
 
     # everything is rendered before the first file is written: a failure leaves the old set
-    texts = {FILES[fmt]: tablegen.document(report, scores, fmt, sources) for fmt in formats}  # type: ignore[arg-type]
+    texts = {FILES[fmt]: tablegen.document(report, scores, fmt, sources, data) for fmt in formats}  # type: ignore[arg-type]
     payload = {
         **report.to_json_obj(),
         "protocol_check": [asdict(r) for r in tablegen.protocol_checks(report, scores)],
+        "data_tables": data.to_json_obj(),
         "sources": sources,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -200,6 +203,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Regenerate paper Tables 2, 3, 5, 6, 7, 8, 9 (and the Reinforced model card row) from "
             "whatever results exist: a cell without a result shows the reported value, marked. "
+            "The data tables (contamination, Tables 1, 4, 13; languages, Tables 10-12) show the printed "
+            "values against the measurements of `evalsuite contamination` / `languages` found under "
+            "--results (contamination/*.json, languages/*.json), and each score table the contamination "
+            "of its benchmarks. "
             "Results of a real model with a protocol-check card in tables/reported (SmolLM2-135M-Instruct) "
             "get a protocol check table against that card. "
             "Writes tables.md / tables.tex, statistics.json, claims.md and forest.png."
@@ -211,7 +218,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="DIR",
         help=f"results folders, searched at any depth for results.json (default: ./{DEFAULT_RESULTS}, "
-        "the default output of `python -m evalsuite run`); 135M ablation points (results whose settings "
+        "the default output of `python -m evalsuite run`); training-data measurements in contamination/ "
+        "and languages/ folders fill the data tables; 135M ablation points (results whose settings "
         "carry learning_rate and batch_size, e.g. under outputs/ablation-135m) feed claim 6",
     )
     p.add_argument(

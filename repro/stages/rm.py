@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro import chat_templates, preference
+from repro import chat_templates, preference, stages
 from repro.chat_templates import Selection
 
 PAD_TOKEN = "<|pad|>"
@@ -50,8 +50,7 @@ def build(
         )
 
     class DecayEverything(RewardTrainer):
-        def get_decay_parameter_names(self, model: Any) -> list[str]:
-            return [name for name, _ in model.named_parameters()]
+        get_decay_parameter_names = staticmethod(stages.decay_every_parameter)
 
     trainer = DecayEverything(model=model, args=config, train_dataset=tokenized, processing_class=tokenizer)
     tokenizer.chat_template = chat_templates.saved_template(tokenizer, template)

@@ -1,0 +1,154 @@
+"""RLVR on TRL's RLOOTrainer: verifiable rewards (repro/verifiers.py) in place of a reward model.
+
+SmolTulu-1.7b-Reinforced was trained with PPO (its card); TRL 1.x has no PPO trainer, so this stage
+runs RLOO, which keeps the card's KL-in-the-reward (beta x summed kl1), clipped ratio, epochs per
+rollout batch and whitened advantages, and replaces the value model and GAE by the leave-one-out mean
+of the prompt's other samples (repro/recipes/_rlvr.yaml lists what cannot apply). Rows are Tulu 3's
+RLVR rows (`messages`, `ground_truth`, `dataset`): the prompt is `messages` without a final assistant
+turn, rendered with the selected chat template and its generation prompt, as open-instruct's
+SFTGroundTruthDatasetProcessor does; prompts over `max_prompt_length` tokens are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl import RLOOConfig
+
+from repro import chat_templates, stages, verifiers
+from repro.chat_templates import Selection
+
+KEEP = ("prompt", "ground_truth", "dataset")
+
+
+@dataclass
+class RLVRConfig(RLOOConfig):
+    """TRL's RLOOConfig plus the RLVR reward and prompt limit (module level, so checkpoints can pickle it)."""
+
+    max_prompt_length: int | None = field(
+        default=None, metadata={"help": "drop prompts longer than this many tokens (chat template applied)"}
+    )
+    verified_reward: float = field(default=verifiers.VERIFIED_REWARD, metadata={"help": "reward if verified"})
+    truncation_penalty: float = field(
+        default=-10.0, metadata={"help": "reward of a response that never produced an EOS token"}
+    )
+
+
+def _prompt(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return turns[:-1] if len(turns) > 1 and turns[-1]["role"] == "assistant" else turns
+
+
+def prepare(dataset: Any, tokenizer: Any, max_prompt_length: int | None) -> tuple[Any, int]:
+    """TRL's conversational `prompt` rows with the verifier's columns; rows over the limit dropped."""
+    from trl.trainer.utils import global_then_local_main_first
+
+    def row(example: dict[str, Any]) -> dict[str, Any]:
+        prompt = _prompt(example["messages"])
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return {"prompt": prompt, "prompt_tokens": tokens}
+
+    with global_then_local_main_first():  # one process writes the datasets cache
+        rows = dataset.map(row, desc="Rendering RLVR prompts")
+        if max_prompt_length is not None:
+            rows = rows.filter(lambda r: r["prompt_tokens"] <= max_prompt_length, desc="Prompt length filter")
+    dropped = len(dataset) - len(rows)
+    return rows.remove_columns([c for c in rows.column_names if c not in KEEP]), dropped
+
+
+class VerifiableReward:
+    """The reward function TRL calls: Tulu 3's verifier score, the card's penalty for cut responses.
+
+    A completion is cut when its last token is not an EOS id (TRL keeps the EOS it stopped at, the same
+    test as its `completions/clipped_ratio`). The verifier runs on every completion, cut or not, so the
+    logged `rlvr/verified` is the verifiers' own rate; the penalty then replaces a cut one's score.
+    """
+
+    __name__ = "verifiable_reward"  # TRL names a reward function's logs by it
+
+    def __init__(self, verified_reward: float, penalty: float) -> None:
+        self.verified_reward = verified_reward
+        self.penalty = penalty
+        self.eos_token_ids: tuple[int, ...] = ()
+
+    def __call__(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]],
+        ground_truth: list[Any],
+        dataset: list[str],
+        log_metric: Any = None,
+        **_: Any,
+    ) -> list[float]:
+        rewards, verified, cut = [], 0, 0
+        for prompt, completion, ids, truth, kind in zip(
+            prompts, completions, completion_ids, ground_truth, dataset, strict=True
+        ):
+            text = completion[-1]["content"] if isinstance(completion, list) else completion
+            asked = verifiers.prompt_text(prompt) if isinstance(prompt, list) else str(prompt)
+            ok = verifiers.verify(text, truth, kind, asked)
+            truncated = not ids or ids[-1] not in self.eos_token_ids
+            verified += ok
+            cut += truncated
+            rewards.append(self.penalty if truncated else self.verified_reward if ok else 0.0)
+        if log_metric is not None and rewards:
+            log_metric("rlvr/verified", verified / len(rewards))
+            log_metric("rlvr/truncated", cut / len(rewards))
+        return rewards
+
+
+def use_vllm() -> bool:
+    """Generate with vLLM (colocated) when it is installed and a GPU is present, as evalsuite does."""
+    import importlib.util
+
+    import torch
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+def trainer_class() -> type:
+    from trl import RLOOTrainer
+
+    class RLVRTrainer(RLOOTrainer):
+        """RLOOTrainer whose verifiable reward learns the EOS ids TRL stops generation at, with weight
+        decay on every parameter as open-instruct's policy optimizer."""
+
+        get_decay_parameter_names = staticmethod(stages.decay_every_parameter)
+
+        def __init__(self, *args: Any, reward: VerifiableReward, **kwargs: Any) -> None:
+            super().__init__(*args, reward_funcs=[reward], **kwargs)
+            reward.eos_token_ids = tuple(self.eos_token_ids)
+
+    return RLVRTrainer
+
+
+def build(
+    model_dir: Path, tokenizer: Any, dataset: Any, config: Any, template: Selection | None = None
+) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    if template is None:
+        template = chat_templates.for_dataset(tokenizer, dataset)
+    tokenizer.chat_template = chat_templates.saved_template(
+        tokenizer, template
+    )  # TRL renders prompts with it
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows, dropped = prepare(dataset, tokenizer, config.max_prompt_length)
+    if len(rows) == 0:
+        from repro.errors import UsageError
+
+        raise UsageError(f"every prompt is longer than max_prompt_length {config.max_prompt_length} tokens")
+    # The reference (beta > 0) is loaded by TRL from the same folder as the policy.
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
+    reward = VerifiableReward(config.verified_reward, config.truncation_penalty)
+    trainer = trainer_class()(
+        model=model, args=config, train_dataset=rows, processing_class=tokenizer, reward=reward
+    )
+    trainer.dropped_prompts = dropped  # read by repro.run for the manifest
+    return trainer
