@@ -14,6 +14,8 @@ The achieved fraction is roofline time / measured time.
 On CPU the default model is the embedded "small" one; vLLM needs the `vllm` tox env:
   tox -e vllm --notest && VLLM_TARGET_DEVICE=cpu .tox/vllm/bin/python -m benchmarks.eval_throughput
 On a GPU, `--model-size 1.7b` builds a random model with SmolLM2-1.7B's exact configuration.
+`--budget-s` starts no (backend, benchmark) run after that many seconds; the JSON, rewritten after
+each run, names the skipped ones (`python -m benchmarks.gpu_suite` uses it).
 
 `--hf-paths` instead times the HF backend's log-likelihood paths against each other in this one
 process, on the same requests (`evalsuite.harness.prompts.requests`: exactly what a run sends for the
@@ -142,6 +144,31 @@ def roofline(
     }
 
 
+def suite_figures(
+    rows: dict[str, dict[str, Any]], benches: list[str], backends: list[str]
+) -> tuple[dict[str, dict[str, float]], float | None]:
+    """Whole-suite seconds per backend (one engine start) and vLLM's speed-up over HF, where both
+    backends timed every benchmark."""
+    suite = {
+        b: {
+            "seconds": sum(r["seconds"] for r in rows[b].values()),
+            "startup_seconds": statistics.median(r["startup_seconds"] for r in rows[b].values()),
+            "benchmarks": len(rows[b]),
+        }
+        for b in backends
+        if rows.get(b)
+    }
+    for s in suite.values():
+        s["wall_seconds"] = s["seconds"] + s["startup_seconds"]  # one engine start for the whole suite
+    complete = all(len(rows.get(b, {})) == len(benches) for b in ("hf", "vllm"))
+    ratio = (
+        suite["hf"]["seconds"] / suite["vllm"]["seconds"]
+        if {"hf", "vllm"} <= set(backends) and complete
+        else None
+    )
+    return suite, ratio
+
+
 def report(
     rows: dict[str, dict[str, Any]],
     suite: dict[str, dict[str, float]],
@@ -156,13 +183,15 @@ def report(
     for bench in benches:
         cells = []
         for b in backends:
-            r = rows[b][bench]
+            r = rows[b].get(bench)
+            if r is None:
+                cells.append(f"{'skipped':>32}")
+                continue
             cells.append(
                 f"{r['items_per_s']:13.2f} {r['tokens_per_s']:11.0f} {100 * r['roofline_fraction']:5.1f}%"
             )
         print(f"{bench:10} " + " ".join(cells))
-    for b in backends:
-        s = suite[b]
+    for b, s in suite.items():
         print(f"whole suite, {b}: {s['wall_seconds']:.1f} s ({s['startup_seconds']:.1f} s start-up)")
     if ratio is not None:
         print(f"vLLM speed-up over HF (whole suite, start-up excluded): {ratio:.2f}x (H100 target: >= 5x)")
@@ -299,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="benchmark files (default: benchdata, else demo items)")
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/…)")
     parser.add_argument(
+        "--budget-s", type=float, default=None, help="start no run after this many seconds (default: none)"
+    )
+    parser.add_argument(
         "--hf-paths",
         action="store_true",
         help="time lm-eval's stock HFLM against FastHFLM on the same log-likelihood requests (see above)",
@@ -324,52 +356,62 @@ def main(argv: list[str] | None = None) -> int:
     gpu = common.device() == "cuda"
     size = args.model_size or ("1.7b" if gpu else "small")
     peaks = common.measured_peaks()
+    described = str(args.model) if args.model else f"random {size}"
+    started = time.monotonic()
+    rows: dict[str, dict[str, Any]] = {b: {} for b in backends}
+    skipped: list[str] = []
+    n_params = 0
+
+    def save(final: bool) -> None:
+        """The record so far (rewritten after each run, so a killed run leaves its figures)."""
+        suite, ratio = suite_figures(rows, benches, backends)
+        if final:
+            print(
+                f"\nmodel: {described} ({n_params / 1e6:.2f}M params) on {peaks['device']}, "
+                f"--limit {args.limit}"
+            )
+            report(rows, suite, benches, backends, ratio)
+        common.write(
+            "eval_throughput",
+            {
+                "settings": {
+                    "model": described,
+                    "parameters": n_params,
+                    "limit": args.limit,
+                    "benchmarks": benches,
+                    "backends": backends,
+                    "hf_batch_size": args.hf_batch_size,
+                    "data_dir": str(args.data_dir),
+                    "budget_s": args.budget_s,
+                },
+                "peaks": peaks,
+                "per_benchmark": rows,
+                "suite": suite,
+                "vllm_over_hf": ratio,
+                "skipped": skipped,
+                "complete": final,
+            },
+            args.out,
+        )
 
     with tempfile.TemporaryDirectory(prefix="eval-throughput-") as tmp:
         model = args.model or build_model(Path(tmp) / "model", size)
         n_params = common.model_parameters(model)
         weight_bytes = n_params * (2 if gpu else 4)
-        rows: dict[str, dict[str, Any]] = {}
         for backend in backends:
-            rows[backend] = {}
             for bench in benches:
+                if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+                    print(
+                        f"{backend} {bench}: skipped, the --budget-s {args.budget_s:g} s is used", flush=True
+                    )
+                    skipped.append(f"{backend} {bench}")
+                    continue
                 print(f"{backend} {bench} ...", flush=True)
                 row = run_one(model, backend, bench, args, Path(tmp) / "results")
                 row.update(roofline(row, n_params, weight_bytes, peaks))
                 rows[backend][bench] = row
-
-    suite = {
-        b: {
-            "seconds": sum(r["seconds"] for r in rows[b].values()),
-            "startup_seconds": statistics.median(r["startup_seconds"] for r in rows[b].values()),
-        }
-        for b in backends
-    }
-    for s in suite.values():
-        s["wall_seconds"] = s["seconds"] + s["startup_seconds"]  # one engine start for the whole suite
-    ratio = suite["hf"]["seconds"] / suite["vllm"]["seconds"] if {"hf", "vllm"} <= set(backends) else None
-    described = str(args.model) if args.model else f"random {size}"
-    print(f"\nmodel: {described} ({n_params / 1e6:.2f}M params) on {peaks['device']}, --limit {args.limit}")
-    report(rows, suite, benches, backends, ratio)
-    common.write(
-        "eval_throughput",
-        {
-            "settings": {
-                "model": described,
-                "parameters": n_params,
-                "limit": args.limit,
-                "benchmarks": benches,
-                "backends": backends,
-                "hf_batch_size": args.hf_batch_size,
-                "data_dir": str(args.data_dir),
-            },
-            "peaks": peaks,
-            "per_benchmark": rows,
-            "suite": suite,
-            "vllm_over_hf": ratio,
-        },
-        args.out,
-    )
+                save(final=False)
+    save(final=True)
     return 0
 
 

@@ -15,7 +15,9 @@ Padding-free and padded see the same sequences in the same steps, so their losse
 the script prints the largest per-step difference as the evidence that the result is unchanged.
 
 CPU default: the embedded "small" model in fp32; on a GPU, `--model-size 1.7b` (SmolLM2-1.7B's
-configuration, random weights, bf16).
+configuration, random weights, bf16). `--sft-variants`/`--dpo-variants` time a subset, and
+`--budget-s` starts no variant after that many seconds (the JSON, rewritten after each variant,
+names the skipped ones): `python -m benchmarks.gpu_suite` uses both.
 """
 
 from __future__ import annotations
@@ -121,6 +123,13 @@ def mfu(record: dict[str, Any], n_params: int, peak: float) -> float:
     return 6 * n_params * record["tokens"] / record["train_seconds"] / peak
 
 
+def _chosen(text: str | None, known: dict[str, Any], flag: str, parser: argparse.ArgumentParser) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(known)
+    if not names or set(names) - set(known):
+        parser.error(f"{flag} {text!r}: choose from {', '.join(known)}")
+    return [n for n in known if n in names]  # the table's order: the first row is the ratios' base
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.train_throughput",
@@ -138,8 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="per-device sequences a step (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="for the drawn lengths and texts")
     parser.add_argument("--stages", default="sft,dpo,rm", help="comma-separated subset of sft,dpo,rm")
+    parser.add_argument("--sft-variants", help=f"subset of {','.join(SFT_VARIANTS)} (default: all)")
+    parser.add_argument("--dpo-variants", help=f"subset of {','.join(DPO_VARIANTS)} (default: all)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="start no variant after this many seconds (default: none)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/…)")
     args = parser.parse_args(argv)
+    sft_variants = _chosen(args.sft_variants, SFT_VARIANTS, "--sft-variants", parser)
+    dpo_variants = _chosen(args.dpo_variants, DPO_VARIANTS, "--dpo-variants", parser)
+    started = time.monotonic()
+    skipped: list[str] = []
+
+    def over_budget(name: str) -> bool:
+        if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+            print(f"{name}: skipped, the --budget-s {args.budget_s:g} s is used", flush=True)
+            skipped.append(name)
+            return True
+        return False
 
     gpu = common.device() == "cuda"
     size = args.model_size or ("1.7b" if gpu else "small")
@@ -153,6 +181,37 @@ def main(argv: list[str] | None = None) -> int:
     if not todo or set(todo) - {"sft", "dpo", "rm"}:
         parser.error(f"--stages {args.stages!r}: choose from sft, dpo, rm")
     results: dict[str, Any] = {}
+    n_params = 0
+
+    def save(final: bool) -> None:
+        """The record so far (rewritten after each variant, so a killed run leaves its figures)."""
+        for stage in results.values():
+            for record in stage["variants"].values():
+                record["mfu"] = mfu(record, n_params, peak)
+        summary = report(results, peak_label) if final else {}
+        common.write(
+            "train_throughput",
+            {
+                "settings": {
+                    "model": f"random {size}",
+                    "parameters": n_params,
+                    "batch_size": args.batch_size,
+                    "sft_conversations": args.sft_conversations,
+                    "pairs": args.pairs,
+                    "seed": args.seed,
+                    "lengths": {k: v for k, v in dist.items() if k != "lengths"},
+                    "precision": "bf16" if gpu else "fp32",
+                    "mfu_peak": peak_label,
+                    "budget_s": args.budget_s,
+                },
+                "peaks": peaks,
+                "stages": results,
+                "skipped": skipped,
+                "complete": final,
+                "summary": summary,
+            },
+            args.out,
+        )
 
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
         model = build_model(Path(tmp) / "model", size)
@@ -171,12 +230,15 @@ def main(argv: list[str] | None = None) -> int:
             rows = synthetic.sft_rows(tokenizer, drawn, dist["prompt_fraction"], args.seed)
             packed_batch = max(1, round(args.batch_size * sum(drawn) / len(drawn) / (cap + 16)))
             results["sft"] = {"lengths": lengths.summary(drawn), "variants": {}}
-            for name, changes in SFT_VARIANTS.items():
+            for name in sft_variants:
+                if over_budget(f"sft {name}"):
+                    continue
                 per_device = packed_batch if name == "packed-bfd" else args.batch_size
                 print(f"SFT {name} ...", flush=True)
-                config = trl_config("sft-1130", per_device, Path(tmp) / "run", gpu, **changes)
+                config = trl_config("sft-1130", per_device, Path(tmp) / "run", gpu, **SFT_VARIANTS[name])
                 results["sft"]["variants"][name] = run_stage("sft", model, rows, config)
                 results["sft"]["variants"][name]["per_device_batch"] = per_device
+                save(final=False)
 
         if "dpo" in todo or "rm" in todo:
             cap = recipe_max_length("dpo-1130") - 16
@@ -184,39 +246,19 @@ def main(argv: list[str] | None = None) -> int:
             pairs = synthetic.preference_rows(tokenizer, drawn, dist["prompt_fraction"], args.seed + 1)
         if "dpo" in todo:
             results["dpo"] = {"variants": {}}
-            for name, changes in DPO_VARIANTS.items():
+            for name in dpo_variants:
+                if over_budget(f"dpo {name}"):
+                    continue
                 print(f"DPO {name} ...", flush=True)
-                config = trl_config("dpo-1130", args.batch_size, Path(tmp) / "run", gpu, **changes)
+                config = trl_config("dpo-1130", args.batch_size, Path(tmp) / "run", gpu, **DPO_VARIANTS[name])
                 results["dpo"]["variants"][name] = run_stage("dpo", model, pairs, config)
-        if "rm" in todo:
+                save(final=False)
+        if "rm" in todo and not over_budget("rm recipe"):
             print("RM ...", flush=True)
             config = trl_config("rm-1130", args.batch_size, Path(tmp) / "run", gpu)
             results["rm"] = {"variants": {"recipe": run_stage("rm", model, pairs, config)}}
 
-    for stage in results.values():
-        for record in stage["variants"].values():
-            record["mfu"] = mfu(record, n_params, peak)
-    summary = report(results, peak_label)
-    common.write(
-        "train_throughput",
-        {
-            "settings": {
-                "model": f"random {size}",
-                "parameters": n_params,
-                "batch_size": args.batch_size,
-                "sft_conversations": args.sft_conversations,
-                "pairs": args.pairs,
-                "seed": args.seed,
-                "lengths": {k: v for k, v in dist.items() if k != "lengths"},
-                "precision": "bf16" if gpu else "fp32",
-                "mfu_peak": peak_label,
-            },
-            "peaks": peaks,
-            "stages": results,
-            "summary": summary,
-        },
-        args.out,
-    )
+    save(final=True)
     return 0
 
 
@@ -225,6 +267,8 @@ def report(results: dict[str, Any], peak_label: str) -> dict[str, float]:
     summary: dict[str, float] = {}
     for stage, block in results.items():
         variants = block["variants"]
+        if not variants:
+            continue
         first = next(iter(variants.values()))
         print(f"\n{stage.upper()}" + (f"  lengths {block['lengths']}" if "lengths" in block else ""))
         print(
@@ -238,8 +282,14 @@ def report(results: dict[str, Any], peak_label: str) -> dict[str, float]:
                 f"{r['tokens_per_s']:9.0f} {ratio:5.2f}x {100 * r['mfu']:6.2f}%"
             )
     print(f"(MFU against the {peak_label}; ratio against the first row)")
-    if "sft" in results:
-        v = results["sft"]["variants"]
+    v = results.get("sft", {}).get("variants", {})
+    if "padding-free" in v:
+        summary["sft_padding_free_mfu"] = v["padding-free"]["mfu"]
+        summary["sft_padding_free_tokens_per_s"] = v["padding-free"]["tokens_per_s"]
+    if "dpo" in results and "cached-reference" in results["dpo"]["variants"]:
+        summary["dpo_mfu"] = results["dpo"]["variants"]["cached-reference"]["mfu"]
+        summary["dpo_tokens_per_s"] = results["dpo"]["variants"]["cached-reference"]["tokens_per_s"]
+    if set(SFT_VARIANTS) <= set(v):
         summary["sft_packed_over_padded"] = v["packed-bfd"]["tokens_per_s"] / v["padded"]["tokens_per_s"]
         summary["sft_padding_free_over_padded"] = (
             v["padding-free"]["tokens_per_s"] / v["padded"]["tokens_per_s"]
@@ -252,7 +302,7 @@ def report(results: dict[str, Any], peak_label: str) -> dict[str, float]:
             f"padding-free / padded: {summary['sft_padding_free_over_padded']:.2f}x, same batches, largest "
             f"per-step loss difference {summary['sft_padding_free_max_loss_difference']:.2e}"
         )
-    if "dpo" in results:
+    if set(DPO_VARIANTS) <= set(results.get("dpo", {}).get("variants", {})):
         v = results["dpo"]["variants"]
         cached, live = v["cached-reference"], v["live-reference"]
         pre = cached.get("precompute_seconds", 0.0)

@@ -5,12 +5,20 @@ effective_batch_size set, in <root>/lr<LR>_bs<BS>/ with its own manifest.json; a
 is skipped on rerun and an interrupted one continues with --resume. Finished points are then
 evaluated by evalsuite.run_cmd.evaluate (their results carry the point in `settings`), and
 repro.figure1 draws the maps from those results only.
+
+`--shard I/N` (1-based, as SLURM's `--array=1-N` numbers its tasks) trains and evaluates only the
+points k (0-based, in the grid's sorted order) with k % N == I - 1: every machine derives the same
+shares from the same --grid alone. A share draws the maps only once every point of the grid has
+results (the last share to finish on a shared filesystem); `--plot-only` merges the shares'
+results, from one outputs folder or from several --results roots.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +30,7 @@ from repro.resolve import finished_run
 
 AXES = {"lr": "learning_rate", "bs": "effective_batch_size"}
 ALIASES = {"lr": "lr", "learning_rate": "lr", "bs": "bs", "batch_size": "bs", "effective_batch_size": "bs"}
+SHARD_HELP = "1/4"
 SMOKE_PREFIX = "smoke_"  # the recipe's smoke_* grid axes replace the real ones under --profile smoke
 GRID_HELP = "lr=1e-5,3e-5;bs=8,16"
 PAPER_RATIOS = ("sft-1130", "sft-1207")  # drawn as labelled iso-lines: the paper's two SFT recipes
@@ -55,6 +64,36 @@ class Grid:
 
     def points(self) -> list[Point]:
         return [Point(lr, bs) for bs in self.batch_sizes for lr in self.learning_rates]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Share `index` (1-based) of `count`: round-robin over the grid's sorted points, so the shares
+    are balanced (sizes differ by at most one) and every machine computes the same ones."""
+
+    index: int
+    count: int
+
+    def take(self, points: list[Point]) -> list[Point]:
+        return [p for k, p in enumerate(points) if k % self.count == self.index - 1]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise UsageError(
+            f"--shard {text!r}: expected I/N, share I of N counted from 1, e.g. --shard {SHARD_HELP} "
+            "(SLURM: --array=1-N with --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+        )
+    index, count = int(match[1]), int(match[2])
+    if count < 1 or not 1 <= index <= count:
+        raise UsageError(
+            f"--shard {text.strip()}: shares are numbered 1 to N (N at least 1), e.g. --shard 1/4"
+        )
+    return Shard(index, count)
 
 
 def default_grid(r: Recipe, profile: str) -> Grid:
@@ -131,18 +170,24 @@ class Plan:
     recipe: Recipe
     grid: Grid
     root: Path  # the grid's folder; point runs are <root>/<point.name>
-    results: Path | None  # --results, else each point's <run>/eval
+    results: tuple[Path, ...]  # --results roots (one, except for --plot-only), else each point's <run>/eval
     benchmarks: list[str]
     batches: dict[Point, BatchPlan]
+    shard: Shard | None = None
 
     def run_dir(self, point: Point) -> Path:
         return self.root / point.name
 
     def eval_root(self, point: Point) -> Path:
-        return self.results or self.run_dir(point) / "eval"
+        return self.results[0] if self.results else self.run_dir(point) / "eval"
 
     def result_roots(self) -> list[Path]:
-        return [self.results] if self.results else sorted(self.root.glob("*/eval"))
+        return list(self.results) if self.results else sorted(self.root.glob("*/eval"))
+
+    def points(self) -> list[Point]:
+        """The points this process trains and evaluates: the grid, or this share of it."""
+        points = self.grid.points()
+        return self.shard.take(points) if self.shard else points
 
 
 def _benchmarks(r: Recipe, spec: str | None) -> list[str]:
@@ -163,6 +208,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise UsageError(f"--override {item}: the grid sets it; use --grid '{GRID_HELP}'")
     base = recipe.apply_overrides(base, args.override)
     grid = parse_grid(args.grid, default_grid(base, args.profile))
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    results = tuple(args.results or ())
+    if args.plot_only:
+        if shard:
+            raise UsageError("--plot-only merges the results of every share: drop --shard")
+        if missing := [str(r) for r in results if not r.is_dir()]:
+            raise UsageError(f"--results {', '.join(missing)}: no such folder")
+    elif len(results) > 1:
+        raise UsageError(
+            f"--results given {len(results)} times: evaluation writes to one root; several roots "
+            "(shares run on other machines) are for --plot-only"
+        )
     batches: dict[Point, BatchPlan] = {}
     if not args.plot_only:
         world = args.world_size if args.world_size is not None else recipe.detected_world_size()
@@ -172,7 +229,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             except UsageError as exc:
                 raise UsageError(f"--grid bs={point.batch_size}: {exc}") from None
     root = Path(args.out or run.profile_root(args.profile) / base.name)
-    return Plan(base, grid, root, args.results, _benchmarks(base, args.benchmarks), batches)
+    return Plan(base, grid, root, results, _benchmarks(base, args.benchmarks), batches, shard)
 
 
 def _check_eval_inputs(args: argparse.Namespace, plan: Plan) -> None:
@@ -257,13 +314,51 @@ def plot(args: argparse.Namespace, plan: Plan, grid: Grid | None) -> list[Path]:
     return paths
 
 
+def unmapped(plan: Plan) -> list[Point]:
+    """Grid points that lack results for some of plan.benchmarks (other shares still at work)."""
+    from evalsuite import results as results_io
+
+    found = figure1.collect(plan.result_roots(), plan.recipe.name)
+    missing = []
+    for point in plan.grid.points():
+        path = found.get(figure1.key(point.learning_rate, point.batch_size))
+        if path is None or not set(plan.benchmarks) <= set(results_io.load(path).benchmarks):
+            missing.append(point)
+    return missing
+
+
+def plot_command(args: argparse.Namespace, plan: Plan) -> str:
+    """The --plot-only command that merges every share's results for this grid."""
+    grid = ";".join(
+        f"{axis}={','.join(f'{v:g}' for v in values)}"
+        for axis, values in (("lr", plan.grid.learning_rates), ("bs", plan.grid.batch_sizes))
+    )
+    parts = [
+        "python",
+        "-m",
+        "repro",
+        plan.recipe.name,
+        "--plot-only",
+        "--profile",
+        args.profile,
+        "--grid",
+        grid,
+    ]
+    for flag, value in (("--out", args.out), ("--benchmarks", args.benchmarks), ("--figures", args.figures)):
+        if value is not None:
+            parts += [flag, str(value)]
+    for root in plan.results:
+        parts += ["--results", str(root)]
+    return shlex.join(parts)
+
+
 def render(plan: Plan, lock: lockfile.Lock, args: argparse.Namespace) -> str:
     from tabulate import tabulate
 
     from repro import dryrun
 
     rows = []
-    for point in plan.grid.points():
+    for point in plan.points():
         results = plan.eval_root(point) / point.name
         evaluated = "yes" if (results / "results.json").is_file() else "no"
         rows.append([point.name, f"{point.learning_rate:g}", point.batch_size, f"{point.ratio:.3g}",
@@ -271,7 +366,9 @@ def render(plan: Plan, lock: lockfile.Lock, args: argparse.Namespace) -> str:
     head = dryrun.render(plan.recipe, None, lock, str(plan.root))
     table = tabulate(rows, headers=["point", "LR", "BS", "LR/BS", "batch split", "run", "evaluated"])
     eval_line = "skipped (--skip-eval)" if args.skip_eval else ", ".join(plan.benchmarks)
-    return f"{head}\n\n{args.profile} grid ({len(rows)} points):\n{table}\n\nevaluation: {eval_line}"
+    total = len(plan.grid.points())
+    share = f", share {plan.shard}: {len(rows)} of its {total} points" if plan.shard else f" ({total} points)"
+    return f"{head}\n\n{args.profile} grid{share}:\n{table}\n\nevaluation: {eval_line}"
 
 
 def command(args: argparse.Namespace) -> int:
@@ -283,7 +380,10 @@ def command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(render(plan, lock, args))
         return 0
-    points = plan.grid.points()
+    points = plan.points()
+    if plan.shard:
+        names = ", ".join(p.name for p in points) or "none (more shares than points)"
+        print(f"share {plan.shard} of the {len(plan.grid.points())}-point grid: {names}")
     states = {p: status(plan.run_dir(p)) for p in points}
     if not args.resume and (stuck := [p.name for p in points if states[p] == "unfinished"]):
         raise UsageError(
@@ -310,6 +410,14 @@ def command(args: argparse.Namespace) -> int:
     for number, point in enumerate(points, 1):
         print(f"[{number}/{len(points)}] evaluating {point.name} on {', '.join(plan.benchmarks)}", flush=True)
         evaluate_point(args, plan, point)
+    if plan.shard and (waiting := unmapped(plan)):
+        print(
+            f"share {plan.shard} done; the maps wait for {len(waiting)} point(s) of other shares "
+            f"({', '.join(p.name for p in waiting)}): the share that finishes last draws them; "
+            f"else, once all have finished: {plot_command(args, plan)} (without a shared filesystem, "
+            "add --results with each machine's outputs folder)"
+        )
+        return 0
     plot(args, plan, plan.grid)
     return 0
 
@@ -335,8 +443,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--results",
         type=Path,
+        action="append",
         help="results root: evaluation writes RESULTS/<point>/ and the maps read it "
-        "(default: <out>/<point>/eval/)",
+        "(default: <out>/<point>/eval/); with --plot-only repeat it to merge shares run on other "
+        "machines (their outputs folders or results roots)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="train and evaluate only share I of N (counted from 1) of the grid's points, round-robin "
+        "over the sorted points, e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with "
+        "--array=1-N; the share that finds every point evaluated draws the maps",
     )
     p.add_argument("--figures", type=Path, help="where the PNGs and score table go (default: <out>/figure1)")
     p.add_argument(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import ROOT, CliResult, kill_after_first_checkpoint, run_module
@@ -256,6 +257,10 @@ def test_a_point_without_results_is_reported_never_filled_in(tmp_path: Path, cli
 
 def test_plot_only_without_results_and_duplicate_points_are_usage_errors(tmp_path: Path, cli) -> None:
     cli(tmp_path, "--plot-only", "--results", str(tmp_path / "none")).assert_usage_error(
+        f"--results {tmp_path / 'none'}: no such folder"
+    )
+    (tmp_path / "empty").mkdir()
+    cli(tmp_path, "--plot-only", "--results", str(tmp_path / "empty")).assert_usage_error(
         "no ablation-135m results"
     )
     results = tmp_path / "results"
@@ -281,20 +286,141 @@ def test_constant_scores_and_iso_ratios(tmp_path: Path) -> None:
         figure1.draw(rows[:2], [1e-5, 9e-5], [4], ["gsm8k"], tmp_path, ablation="x", title="t")
 
 
+# ---- shards ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7, 25])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (5, 4), (3, 1)])
+def test_shards_partition_the_grid_evenly_whatever_order_it_is_given_in(
+    count: int, shape: tuple[int, int]
+) -> None:
+    default = ablation.default_grid(recipe.load("ablation-135m"), "real")
+    lrs = [f"{(k + 1) * 1e-5:g}" for k in range(shape[0])]
+    bss = [str(2 ** (k + 2)) for k in range(shape[1])]
+    grid = ablation.parse_grid([f"lr={','.join(lrs)};bs={','.join(bss)}"], default)
+    reordered = ablation.parse_grid(
+        [f"bs={','.join(reversed(bss))}", f"lr={','.join(reversed(lrs))}"], default
+    )
+    shares = [ablation.Shard(i, count).take(grid.points()) for i in range(1, count + 1)]
+    names = [p.name for share in shares for p in share]
+    assert sorted(names) == sorted(p.name for p in grid.points()) and len(names) == len(set(names))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert shares == [ablation.Shard(i, count).take(reordered.points()) for i in range(1, count + 1)]
+
+
+def test_the_smoke_grid_splits_round_robin_over_its_sorted_points() -> None:
+    # sorted by batch size, then LR: lr1e-05_bs4, lr9e-05_bs4, lr1e-05_bs8, lr9e-05_bs8
+    points = ablation.default_grid(recipe.load("ablation-135m"), "smoke").points()
+    assert [p.name for p in ablation.parse_shard("1/2").take(points)] == ["lr1e-05_bs4", "lr1e-05_bs8"]
+    assert [p.name for p in ablation.parse_shard(" 2 / 2 ").take(points)] == ["lr9e-05_bs4", "lr9e-05_bs8"]
+    assert [p.name for p in ablation.parse_shard("3/3").take(points)] == ["lr1e-05_bs8"]
+    assert ablation.parse_shard("5/5").take(points) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("0/2", "numbered 1 to N"),
+        ("3/2", "numbered 1 to N"),
+        ("1/0", "numbered 1 to N"),
+        ("junk", "expected I/N"),
+        ("2", "expected I/N"),
+        ("-1/2", "expected I/N"),
+        ("1/2/3", "expected I/N"),
+        ("", "expected I/N"),
+    ],
+)
+def test_bad_shards_are_refused_in_one_line(tmp_path: Path, cli, spec: str, message: str) -> None:
+    flags = ("--profile", "smoke", "--world-size", "1", "--skip-eval", f"--shard={spec}")
+    cli(tmp_path, *flags).assert_usage_error("--shard", message)
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_shard_flag_combinations_are_refused(tmp_path: Path, cli) -> None:
+    results = tmp_path / "results"
+    _grid_results(results)
+    cli(tmp_path, "--plot-only", "--results", str(results), "--shard", "1/2").assert_usage_error(
+        "drop --shard"
+    )
+    twice = ("--results", str(results), "--results", str(results))
+    cli(tmp_path, "--profile", "smoke", "--world-size", "1", *twice).assert_usage_error(
+        "--results given 2 times", "--plot-only"
+    )
+
+
+def test_dry_run_lists_only_the_share(tmp_path: Path, cli) -> None:
+    done = cli(tmp_path, "--profile", "smoke", "--world-size", "1", "--dry-run", "--shard", "2/2")
+    assert done.returncode == 0, done.stderr
+    assert "share 2/2: 2 of its 4 points" in done.stdout
+    assert "lr9e-05_bs4" in done.stdout and "lr9e-05_bs8" in done.stdout
+    assert "lr1e-05_bs4" not in done.stdout and "lr1e-05_bs8" not in done.stdout
+
+
+def test_plot_only_merges_shares_from_several_machines(tmp_path: Path, cli) -> None:
+    """Two machines without a shared filesystem: each outputs folder holds its share's results."""
+    written = {}
+    for machine, lr in (("a", 1e-5), ("b", 9e-5)):
+        root = tmp_path / machine / "smoke" / "ablation-135m"
+        for bs, score in ((4, 20), (8, 40)):
+            _results(root / ablation.Point(lr, bs).name / "eval" / ablation.Point(lr, bs).name, lr, bs,
+                     {"arc": score + int(lr * 1e5)})  # fmt: skip
+            written[(lr, bs)] = float(score + int(lr * 1e5))
+    figures = tmp_path / "fig"
+    done = cli(
+        tmp_path, "--plot-only", "--benchmarks", "arc", "--figures", str(figures),
+        "--results", str(tmp_path / "a"), "--results", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    points = json.loads((figures / "figure1_scores.json").read_text())["points"]
+    assert {(p["learning_rate"], p["batch_size"]): p["scores"]["arc"] for p in points} == written
+    _png_size(figures / "figure1_arc.png")
+    # one machine's folder alone: its two points, the other LR absent from the map
+    alone = cli(tmp_path, "--plot-only", "--benchmarks", "arc", "--figures", str(tmp_path / "f2"),
+                "--grid", "lr=1e-5,9e-5;bs=4,8", "--results", str(tmp_path / "a"))  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
+    assert "no results for LR 9e-05, BS 4: arc" in alone.stdout
+
+
 # ---- the smoke grid end to end -----------------------------------------------------------------
 
 
+class SmokeGrid(NamedTuple):
+    root: Path
+    stdout: str  # both shares'
+    first_stdout: str
+    after_first: list[str]  # the grid folder's entries once share 1/2 had finished
+
+
 @pytest.fixture(scope="module")
-def smoke_grid(tmp_path_factory: pytest.TempPathFactory, real_items: Path) -> tuple[Path, str]:
+def smoke_grid(tmp_path_factory: pytest.TempPathFactory, real_items: Path) -> SmokeGrid:
+    """The smoke grid run as two shares into one outputs folder, as a SLURM array on a shared filesystem."""
     outputs = tmp_path_factory.mktemp("outputs")
-    done = _cli(outputs, *E2E_FLAGS, "--data-dir", str(real_items))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return outputs / "smoke" / "ablation-135m", done.stdout
+    root = outputs / "smoke" / "ablation-135m"
+    first = _cli(outputs, *E2E_FLAGS, "--data-dir", str(real_items), "--shard", "1/2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    after_first = sorted(p.name for p in root.iterdir())
+    second = _cli(outputs, *E2E_FLAGS, "--data-dir", str(real_items), "--shard", "2/2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    return SmokeGrid(root, first.stdout + second.stdout, first.stdout, after_first)
 
 
 @pytest.mark.slow
-def test_smoke_grid_trains_evaluates_and_draws(smoke_grid: tuple[Path, str]) -> None:
-    root, stdout = smoke_grid
+def test_shares_train_their_points_and_the_last_draws_the_merged_map(smoke_grid: SmokeGrid) -> None:
+    assert smoke_grid.after_first == ["lr1e-05_bs4", "lr1e-05_bs8"]  # share 1/2 alone: no maps yet
+    assert (
+        "the maps wait for 2 point(s) of other shares (lr9e-05_bs4, lr9e-05_bs8)" in smoke_grid.first_stdout
+    )
+    assert "--plot-only" in smoke_grid.first_stdout
+    assert "lr9e-05" not in smoke_grid.first_stdout.split("the maps wait")[0]
+    table = json.loads((smoke_grid.root / "figure1" / "figure1_scores.json").read_text())
+    assert sorted((p["learning_rate"], p["batch_size"]) for p in table["points"] if p["results"]) == [
+        (1e-5, 4), (1e-5, 8), (9e-5, 4), (9e-5, 8),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_smoke_grid_trains_evaluates_and_draws(smoke_grid: SmokeGrid) -> None:
+    root, stdout = smoke_grid.root, smoke_grid.stdout
     grid = ablation.default_grid(recipe.load("ablation-135m"), "smoke")
     for point in grid.points():
         run = root / point.name
@@ -340,10 +466,8 @@ def test_smoke_grid_trains_evaluates_and_draws(smoke_grid: tuple[Path, str]) -> 
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished_points_and_evaluations(
-    smoke_grid: tuple[Path, str], real_items: Path, cli
-) -> None:
-    root, _ = smoke_grid
+def test_rerun_skips_finished_points_and_evaluations(smoke_grid: SmokeGrid, real_items: Path, cli) -> None:
+    root = smoke_grid.root
     before = {p: p.stat().st_mtime_ns for p in root.glob("*/manifest.json")}
     again = cli(root.parent.parent, *E2E_FLAGS, "--data-dir", str(real_items))
     assert again.returncode == 0, again.stderr[-2000:]
@@ -352,10 +476,8 @@ def test_rerun_skips_finished_points_and_evaluations(
 
 
 @pytest.mark.slow
-def test_killed_point_resumes_to_the_uninterrupted_result(
-    smoke_grid: tuple[Path, str], tmp_path: Path, cli
-) -> None:
-    root, _ = smoke_grid
+def test_killed_point_resumes_to_the_uninterrupted_result(smoke_grid: SmokeGrid, tmp_path: Path, cli) -> None:
+    root = smoke_grid.root
     point = root / "lr1e-05_bs4"
     args = ["ablation-135m", "--profile", "smoke", "--grid", "lr=1e-5;bs=4", "--skip-eval"]
 

@@ -59,3 +59,59 @@ def test_eval_throughput_writes_its_figures(tmp_path: Path) -> None:
     assert gsm8k["generated_tokens"] > 0 and gsm8k["decode_steps"] > 0
     assert record["per_benchmark"]["hf"]["arc"]["prefill_tokens"] > 0
     assert 0 < gsm8k["roofline_fraction"] < 1  # nothing beats the roofline
+
+
+# ---- the GPU suite's dry mode ----------------------------------------------------------------------
+
+
+def _suite(tmp_path: Path, *args: str):
+    out = tmp_path / "gpu_suite.json"
+    logs = ("--log-dir", str(tmp_path / "logs"))
+    done = run_module("benchmarks.gpu_suite", "--dry-run", "--out", str(out), *logs, *args)
+    record = json.loads(out.read_text()) if out.is_file() else None
+    return done, record
+
+
+@pytest.mark.slow
+def test_gpu_suite_dry_run_writes_every_part(tmp_path: Path) -> None:
+    done, record = _suite(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert record["complete"] and record["settings"]["mode"] == "dry-run"
+    parts = record["parts"]
+    assert {k: v["status"] for k, v in parts.items()} == {"train": "ok", "eval": "ok", "fidelity": "ok"}
+    train = parts["train"]["record"]["stages"]
+    assert set(train) == {"sft", "dpo"}
+    assert set(train["sft"]["variants"]) == {"padding-free"} and set(train["dpo"]["variants"]) == {
+        "cached-reference"
+    }
+    sft = train["sft"]["variants"]["padding-free"]
+    assert sft["tokens"] > 0 and sft["tokens_per_s"] == pytest.approx(sft["tokens"] / sft["train_seconds"])
+    assert 0 < record["summary"]["sft_padding_free_mfu"] < 1 and 0 < record["summary"]["dpo_mfu"] < 1
+    rows = parts["eval"]["record"]["per_benchmark"]["hf"]
+    assert set(rows) == {"arc", "gsm8k"} and all(0 < r["roofline_fraction"] < 1 for r in rows.values())
+    fidelity = parts["fidelity"]["benchmarks"]
+    assert set(fidelity) == {"piqa", "arc"}
+    assert (fidelity["piqa"]["card"], fidelity["arc"]["card"]) == (66.3, 37.3)  # the model card's values
+    for row in fidelity.values():
+        assert row["status"] == "ok" and row["n"] >= 1 and 0 <= row["score"] <= 100
+    assert record["summary"]["targets"] == {"sft_mfu": 0.45, "vllm_over_hf": 5.0, "suite_seconds": 600.0}
+    assert sum(p["budget_s"] for p in parts.values()) <= record["settings"]["budget_s"]  # shares, not times
+    assert {p.name for p in (tmp_path / "logs").iterdir()} == {"train.log", "eval.log", "fidelity.log"}
+
+
+@pytest.mark.slow
+def test_gpu_suite_records_parts_cut_by_the_budget(tmp_path: Path) -> None:
+    """Shares too short to finish anything: each part is stopped, says so, and the JSON is whole."""
+    done, record = _suite(tmp_path, "--parts", "train,fidelity", "--budget-s", "2")
+    assert done.returncode == 1
+    assert record["complete"] and set(record["parts"]) == {"train", "fidelity"}
+    train, fidelity = record["parts"]["train"], record["parts"]["fidelity"]
+    assert train["status"] == "timed out" and "killed" in train["error"] and train["budget_s"] < 2
+    assert fidelity["status"] == "failed" and fidelity["error"].startswith("building the model")
+    assert record["summary"]["sft_padding_free_mfu"] is None
+    assert train["budget_s"] + fidelity["budget_s"] <= 2
+
+
+def test_gpu_suite_refuses_unknown_parts(tmp_path: Path) -> None:
+    done, record = _suite(tmp_path, "--parts", "train,benchmarks")
+    assert done.returncode == 2 and "--parts" in done.stderr and record is None
