@@ -8,10 +8,13 @@ The flow is run → results → tables:
 - results.py     the results format both sides meet at; benchmarks.py: what each benchmark is
 - report/        reads results: statistics, verdicts, claims, tables and plots (`tables`)
 - trainingdata/  analyses of the training sets themselves (contamination, languages)
+- sharpness/     sharpness of a checkpoint's SFT loss (`sharpness`), written beside results
 - cli.py, run_cmd.py, demo.py, fidelity.py: the commands, which may use all of the above
 
 Import rules (checked by tests/test_layout.py): harness, reward and report import only
 results.py, benchmarks.py, repro and themselves (reward also harness.sources for reading data
 files, report and benchmarks also reward.sections, the definition of RewardBench's averages);
-report never imports the harness, and the harness never imports reward or report.
+report never imports the harness, and the harness never imports reward or report. sharpness
+imports results.py, harness.run_folder (the model identity results carry) and repro; report reads
+its file format (sharpness.record) and nothing else of it.
 """

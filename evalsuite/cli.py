@@ -57,9 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     from evalsuite import demo, fidelity, run_cmd
     from evalsuite.harness import score_cmd
     from evalsuite.report import tables_cmd
+    from evalsuite.sharpness import cmd as sharpness_cmd
     from evalsuite.trainingdata import contamination_cmd, languages_cmd
 
-    for module in (run_cmd, score_cmd, tables_cmd, fidelity, demo, contamination_cmd, languages_cmd):
+    for module in (run_cmd, score_cmd, tables_cmd, fidelity, demo):
+        module.add_parser(sub)
+    for module in (contamination_cmd, languages_cmd, sharpness_cmd):  # training data, sharpness
         module.add_parser(sub)
     return parser
 

@@ -309,9 +309,24 @@ def plot(args: argparse.Namespace, plan: Plan, grid: Grid | None) -> list[Path]:
     paths = figure1.draw(
         rows, lrs, bss, plan.benchmarks, out, ablation=plan.recipe.name, title=title, marked=marked
     )
+    from evalsuite.report import sharpness_figure
+
+    if (drawn := sharpness_figure.write(plan.result_roots(), out)) is not None:
+        paths.append(drawn)  # sharpness against LR/BS, where the points were measured
     for path in paths:
         print(f"wrote {path}")
     return paths
+
+
+def measure_sharpness(plan: Plan, points: list[Point]) -> None:
+    """Each point's top Hessian eigenvalue and epsilon-sharpness beside its results (claims 12-14)."""
+    from evalsuite.sharpness import cmd as sharpness
+
+    for number, point in enumerate(points, 1):
+        if sharpness.measured(plan.run_dir(point), plan.eval_root(point)):
+            continue  # a rerun: this point's current weights were measured already
+        print(f"[{number}/{len(points)}] sharpness of {point.name}", flush=True)
+        sharpness.measure_run(plan.run_dir(point), plan.eval_root(point))
 
 
 def unmapped(plan: Plan) -> list[Point]:
@@ -410,6 +425,8 @@ def command(args: argparse.Namespace) -> int:
     for number, point in enumerate(points, 1):
         print(f"[{number}/{len(points)}] evaluating {point.name} on {', '.join(plan.benchmarks)}", flush=True)
         evaluate_point(args, plan, point)
+    if not args.skip_sharpness:
+        measure_sharpness(plan, points)
     if plan.shard and (waiting := unmapped(plan)):
         print(
             f"share {plan.shard} done; the maps wait for {len(waiting)} point(s) of other shares "
@@ -434,6 +451,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "keeps the recipe's (the smoke_* axes under --profile smoke)",
     )
     p.add_argument("--skip-eval", action="store_true", help="train the grid only; no evaluation, no maps")
+    p.add_argument(
+        "--skip-sharpness",
+        action="store_true",
+        help="do not measure each evaluated point's sharpness (top Hessian eigenvalue and epsilon-sharpness "
+        "of the SFT loss, `evalsuite sharpness`; minutes a point on CPU), which claims 12-14 need",
+    )
     p.add_argument(
         "--plot-only",
         action="store_true",

@@ -24,6 +24,9 @@ from repro.recipe import BatchPlan, Recipe
 from repro.resolve import Resolved
 
 STARTED = "run.json"
+# optimizer steps whose loss and gradient norm the manifest keeps (metrics.first_steps): the early-run
+# signals the 135M grid's claim 14 ranks final scores by (Pareja et al. 2024)
+FIRST_STEPS = 50
 
 PACKAGES = (
     "torch",
@@ -120,6 +123,17 @@ def build(
         "hardware": hardware(),
         **history,
     }
+
+
+def first_steps(log_history: list[dict[str, Any]], n: int = FIRST_STEPS) -> list[dict[str, Any]]:
+    """The first n optimizer steps' training loss and gradient norm (before clipping) as the Trainer logs
+    them (logging_steps=1, repro/trl_args.py); a resumed run's log history comes back with its checkpoint."""
+    steps = [
+        {"step": e["step"], "loss": e["loss"], "grad_norm": e.get("grad_norm")}
+        for e in log_history
+        if "loss" in e and "step" in e
+    ]
+    return steps[:n]
 
 
 def write(run_dir: Path, manifest: dict[str, Any]) -> Path:

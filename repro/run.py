@@ -405,6 +405,7 @@ def _train(
             "final_step_loss": losses[-1] if losses else None,
             "global_step": trainer.state.global_step,
             "step_losses": losses,
+            "first_steps": manifest.first_steps(trainer.state.log_history),  # early-run signals (claim 14)
         }
         record = manifest.build(
             req.recipe, profile=req.profile, plan=req.plan, inputs=inputs, dataset=dataset,

@@ -20,7 +20,13 @@ RULES: dict[str, tuple[str, ...]] = {
     "evalsuite.benchmarks": ("evalsuite.reward.sections",),
     "evalsuite.harness": ("evalsuite.results", "evalsuite.benchmarks"),
     "evalsuite.reward": ("evalsuite.results", "evalsuite.benchmarks", "evalsuite.harness.sources"),
-    "evalsuite.report": ("evalsuite.results", "evalsuite.benchmarks", "evalsuite.reward.sections"),
+    "evalsuite.report": (
+        "evalsuite.results",
+        "evalsuite.benchmarks",
+        "evalsuite.reward.sections",
+        "evalsuite.sharpness.record",
+    ),
+    "evalsuite.sharpness": ("evalsuite.results", "evalsuite.harness.run_folder"),
     "evalsuite.trainingdata": (
         "evalsuite.results",
         "evalsuite.benchmarks",

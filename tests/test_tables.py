@@ -100,7 +100,7 @@ def test_reported_data_is_validated(tmp_path: Path, edit, needle: str) -> None:
 def test_claims_data_is_validated(tmp_path: Path) -> None:
     scores = reported.load()
     loaded = claims.load(scores)
-    assert [c.id for c in loaded] == list(range(1, 12))
+    assert [c.id for c in loaded] == list(range(1, 15))
     assert loaded[5].trend is not None and loaded[5].trend.expect == {
         "arc": 1, "gsm8k": 1, "hellaswag": -1, "ifeval": -1,
     }  # fmt: skip

@@ -29,6 +29,7 @@ from evalsuite.report import item_stats, stats, verdicts
 from evalsuite.report.item_stats import Paired
 from evalsuite.report.reported import Metric, Reported, ReportedScores
 from evalsuite.report.result_set import Run, seed_groups
+from evalsuite.sharpness.record import Measurement
 
 FORMAT = "smoltulu-tables/1"
 
@@ -338,7 +339,9 @@ def analyse(
     reported: ReportedScores,
     claim_list: list[claims_mod.Claim],
     settings: Settings,
+    training: Sequence[Measurement] = (),
 ) -> Report:
+    """`training`: the sharpness files found (evalsuite.sharpness.record), for the grid's claims 12-14."""
     ablation = [r for r in runs if r.is_ablation]
     groups = seed_groups(runs)
     paper_order = [c.model for t in reported.tables for c in t.columns]
@@ -378,6 +381,7 @@ def analyse(
         alpha=settings.alpha,
         seed=settings.seed,
         resamples=settings.resamples,
+        training=training,
     )
     notes = []
     if any(r.simulated for r in runs):

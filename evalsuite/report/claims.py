@@ -24,6 +24,21 @@ takes them as they are; `size: {benchmark: "+11.0"}` quotes the paper's number, 
 fails unless it equals the reported difference to its printed precision. Claims marked
 `about: lr_bs_ratio` compare runs whose recipes (repro/recipes) differ in more than the
 ratio; their result carries a `caveat` naming the differences, computed from the recipes.
+
+Three kinds test the paper's explanation and a related study on the same grid (issue 21), from
+the grid's results and its sharpness files (evalsuite/sharpness/record.py: sharpness and the
+first optimizer steps' loss and gradient norm, from each run's manifest):
+- `sharpness`: Spearman's rho (exact permutation p) of each sharpness measure against LR/BS;
+- `factorial`: within the full LR x BS grid, score against batch size at each fixed learning rate
+  and against learning rate at each fixed batch size: Page's L test (scipy.stats.page_trend_test,
+  exact) over the blocks, or with two levels per block the sign test it reduces to
+  (scipy.stats.binomtest); two-sided, p = 2 x the smaller one-sided p; effect: the mean
+  within-block Spearman rho;
+- `early_signals`: Spearman's rho of each early-run signal (its mean over the first `steps`
+  optimizer steps) against the final score, over the points.
+Smoke-profile points (the tiny model), partial runs and points lacking what a check needs are
+never evidence; when nothing else exists, the statistic is computed on them and shown with an
+inconclusive verdict, so a smoke grid shows its numbers and decides nothing.
 """
 
 from __future__ import annotations
@@ -34,11 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from evalsuite import benchmarks as registry
 from evalsuite.report import datafile, stats
 from evalsuite.report.item_stats import Paired
 from evalsuite.report.reported import CLAIMS_FILE, Metric, ReportedScores
 from evalsuite.report.result_set import Run
+from evalsuite.sharpness.record import Measurement
 from repro import recipe as recipes
 from repro.errors import UsageError
 
@@ -65,6 +83,35 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class SharpnessTrend:
+    """Each sharpness measure against numerator/denominator over the grid's sharpness files."""
+
+    numerator: str
+    denominator: str
+    min_points: int  # distinct ratios needed
+    expect: dict[str, int]  # "top_eigenvalue" / "epsilon_sharpness" -> +1 / -1
+
+
+@dataclass(frozen=True)
+class Factorial:
+    """At each fixed level of one grid axis, the score against the other (Page's L / sign test)."""
+
+    benchmarks: tuple[str, ...]
+    expect: dict[str, int]  # "batch_size" / "learning_rate" -> +1 / -1 (score against that axis)
+    min_blocks: int = 2
+
+
+@dataclass(frozen=True)
+class EarlySignals:
+    """Each early-run signal (mean over the first `steps` steps) against the final score."""
+
+    benchmarks: tuple[str, ...]
+    expect: dict[str, int]  # "loss" / "grad_norm" -> +1 / -1
+    steps: int
+    min_points: int
+
+
+@dataclass(frozen=True)
 class Claim:
     id: int
     text: str
@@ -74,6 +121,9 @@ class Claim:
     about: str | None = None  # "lr_bs_ratio": a claim about the learning-rate / batch-size ratio
     # about the ratio, paired: how the compared recipes differ (from repro/recipes), one per pair
     confounds: tuple[str, ...] = ()
+    sharpness: SharpnessTrend | None = None
+    factorial: Factorial | None = None
+    early_signals: EarlySignals | None = None
 
 
 @dataclass
@@ -227,6 +277,56 @@ def _parse_trend(raw: dict[str, Any], cw: str) -> Trend:
     return Trend(t["numerator"], t["denominator"], t["min_points"], expect)
 
 
+KINDS = ("paired", "trend", "sharpness", "factorial", "early_signals")
+SHARPNESS_MEASURES = ("top_eigenvalue", "epsilon_sharpness")
+GRID_AXES = ("learning_rate", "batch_size")
+EARLY_SIGNALS = ("loss", "grad_norm")
+
+
+def _expect(raw: Any, allowed: Sequence[str], cw: str, what: str) -> dict[str, int]:
+    if not isinstance(raw, dict) or not raw:
+        raise UsageError(f"{cw}: {what} needs 'expect': {{{allowed[0]}: increasing|decreasing, ...}}")
+    for key, d in raw.items():
+        if key not in allowed:
+            raise UsageError(f"{cw}: {what} expects one of {', '.join(allowed)}, not {key!r}")
+        if d not in DIRECTIONS:
+            raise UsageError(f"{cw}: direction for {key} must be 'increasing' or 'decreasing'")
+    return {k: DIRECTIONS[d] for k, d in raw.items()}
+
+
+def _count(raw: dict[str, Any], key: str, low: int, cw: str) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{cw}: {key} must be an integer of at least {low}")
+    return value
+
+
+def _benchmarks(raw: dict[str, Any], cw: str) -> tuple[str, ...]:
+    benches = raw.get("benchmarks")
+    if not isinstance(benches, list) or not benches:
+        raise UsageError(f"{cw}: 'benchmarks' must be a non-empty list")
+    for b in benches:
+        registry.get(b)
+    return tuple(benches)
+
+
+def _parse_grid_kind(kind: str, raw: Any, cw: str) -> SharpnessTrend | Factorial | EarlySignals:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{cw}: {kind} must be a mapping")
+    if kind == "sharpness":
+        if not isinstance(raw.get("numerator"), str) or not isinstance(raw.get("denominator"), str):
+            raise UsageError(f"{cw}: sharpness needs 'numerator' and 'denominator' settings keys")
+        expect = _expect(raw.get("expect"), SHARPNESS_MEASURES, cw, kind)
+        return SharpnessTrend(raw["numerator"], raw["denominator"], _count(raw, "min_points", 3, cw), expect)
+    if kind == "factorial":
+        expect = _expect(raw.get("expect"), GRID_AXES, cw, kind)
+        return Factorial(_benchmarks(raw, cw), expect, _count(raw, "min_blocks", 2, cw))
+    expect = _expect(raw.get("expect"), EARLY_SIGNALS, cw, kind)
+    return EarlySignals(
+        _benchmarks(raw, cw), expect, _count(raw, "steps", 1, cw), _count(raw, "min_points", 3, cw)
+    )
+
+
 def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
     if (
         not isinstance(raw, dict)
@@ -235,10 +335,12 @@ def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
     ):
         raise UsageError(f"{where}: each claim needs an integer 'id' and a 'text'")
     cw = f"{where} claim {raw['id']}"
-    if ("paired" in raw) == ("trend" in raw):
-        raise UsageError(f"{cw}: give exactly one of 'paired' or 'trend'")
+    kinds = [k for k in KINDS if k in raw]
+    if len(kinds) != 1:
+        raise UsageError(f"{cw}: give exactly one of {', '.join(map(repr, KINDS))}")
     paired = _parse_paired(raw, cw, reported) if "paired" in raw else ()
     trend = _parse_trend(raw, cw) if "trend" in raw else None
+    grid = {k: _parse_grid_kind(k, raw[k], cw) for k in KINDS[2:] if k in raw}
     source = raw.get("source")
     if not isinstance(source, str) or not source.strip():
         raise UsageError(f"{cw}: 'source' must say where the paper makes the claim (e.g. 'abstract')")
@@ -249,7 +351,7 @@ def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
     if about == "lr_bs_ratio" and paired:
         pairs = dict.fromkeys(tuple(sorted((p.better, p.worse))) for p in paired)
         confounds = tuple(_recipe_differences(a, b, cw) for a, b in pairs)
-    return Claim(raw["id"], raw["text"], source, paired, trend, about, confounds)
+    return Claim(raw["id"], raw["text"], source, paired, trend, about, confounds, **grid)  # type: ignore[arg-type]
 
 
 def load(reported: ReportedScores, path: Path | None = None) -> list[Claim]:
@@ -453,6 +555,271 @@ def _trend_checks(
     return checks
 
 
+# --- the grid's sharpness, factorial and early-signal claims (issue 21) ---------------------------
+
+
+def _not_evidence(profile: str, partial: str | None) -> str | None:
+    if profile != "real":  # smoke-profile grids train the embedded tiny model
+        return "smoke-profile point"
+    return f"partial ({partial})" if partial else None
+
+
+def _left_out(reasons: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for r in reasons:
+        counts[r] = counts.get(r, 0) + 1
+    return "".join(f" ({n} left out: {r})" for r, n in counts.items())
+
+
+Point = tuple[float, float, str]  # (x, y, results or sharpness file)
+
+
+def _rank_check(
+    what: str,
+    sign: int,
+    evidence: list[Point],
+    shown: list[Point],
+    left_out: list[str],
+    min_points: int,
+    alpha: float,
+    seed: int,
+    resamples: int,
+) -> Check:
+    """Spearman's rho of y against x over the evidence points, with its permutation p (stats)."""
+    note = _left_out(left_out)
+    distinct = len({x for x, _, _ in evidence})
+    if distinct < min_points:
+        reason = f"{len(evidence)} usable points at {distinct} distinct values; need {min_points}{note}"
+        info = _information(shown, seed, resamples)
+        return Check(
+            what,
+            "inconclusive",
+            info[0] if info else None,
+            n=len(shown) if info else None,
+            reason=reason + (info[1] if info else ""),
+            files=[f for *_, f in shown],
+        )
+    files = [f for *_, f in evidence]
+    res = stats.spearman_permutation(
+        [x for x, _, _ in evidence], [y for _, y, _ in evidence], resamples=resamples, seed=seed
+    )
+    if not (math.isfinite(res.rho) and math.isfinite(res.p_value)):
+        return Check(what, "inconclusive", n=len(evidence), reason="no variation" + note, files=files)
+    reason = f"{res.method}; {len(evidence)} points"
+    if res.smallest_p >= alpha:
+        reason += (
+            f"; no ordering of {len(evidence)} points reaches p < {alpha} (smallest p {res.smallest_p:.4g})"
+        )
+    return Check(
+        what,
+        _verdict(sign * res.rho, res.p_value, alpha),
+        res.rho,
+        None,
+        None,
+        res.p_value,
+        "Spearman",
+        len(evidence),
+        reason + note,
+        files=files,
+    )
+
+
+def _information(shown: list[Point], seed: int, resamples: int) -> tuple[float, str] | None:
+    """rho and p on points that are no evidence (smoke, partial): shown, never judged."""
+    if len(shown) < 3:
+        return None
+    res = stats.spearman_permutation(
+        [x for x, _, _ in shown], [y for _, y, _ in shown], resamples=resamples, seed=seed
+    )
+    if not math.isfinite(res.rho):
+        return None
+    return res.rho, (
+        f"; on the {len(shown)} points that are no evidence: rho {res.rho:+.3f}, p {res.p_value:.4g} "
+        f"({res.method}), shown only, never a verdict"
+    )
+
+
+def _ratio_of(settings: Mapping[str, Any], num: str, den: str) -> float:
+    return float(settings[num]) / float(settings[den])
+
+
+def _sharpness_checks(
+    claim: Claim, training: Sequence[Measurement], alpha: float, seed: int, resamples: int
+) -> list[Check]:
+    t = claim.sharpness
+    assert t is not None
+    grid = [m for m in training if m.point(t.numerator, t.denominator) is not None]
+    names = {"top_eigenvalue": "top Hessian eigenvalue", "epsilon_sharpness": "ε-sharpness"}
+    checks = []
+    for measure, sign in t.expect.items():
+        what = f"{names[measure]} {'rises' if sign > 0 else 'falls'} with {t.numerator}/{t.denominator}"
+        if not grid:
+            reason = "no sharpness files of grid points (`python -m evalsuite sharpness` on each point's run)"
+            checks.append(Check(what, "inconclusive", reason=reason))
+            continue
+        evidence, shown, left = [], [], []
+        for m in grid:
+            point = (_ratio_of(m.settings, t.numerator, t.denominator), getattr(m, measure), str(m.path))
+            why = _not_evidence(m.profile, None)
+            if why is None and measure == "top_eigenvalue" and not m.converged:
+                why = "power iteration not converged"
+            (shown if why else evidence).append(point)
+            left += [why] if why else []
+        checks.append(_rank_check(what, sign, evidence, shown, left, t.min_points, alpha, seed, resamples))
+    return checks
+
+
+def _within_blocks(cells: dict[tuple[float, float], float]) -> tuple[np.ndarray, list[float], list[float]]:
+    """(blocks x levels) table of the complete blocks, the block values kept and the levels (sorted)."""
+    levels = sorted({lv for _, lv in cells})
+    blocks = sorted({b for b, _ in cells})
+    full = [b for b in blocks if all((b, lv) in cells for lv in levels)]
+    return np.array([[cells[(b, lv)] for lv in levels] for b in full], dtype=float), full, levels
+
+
+def _block_test(table: np.ndarray) -> tuple[float, float, str, float]:
+    """(mean within-block rho of score against level, two-sided p, test, smallest possible p)."""
+    from scipy import stats as sps
+
+    blocks, levels = table.shape
+    rhos = [sps.spearmanr(np.arange(levels), row).statistic if np.ptp(row) > 0 else 0.0 for row in table]
+    effect = float(np.mean(rhos))
+    if levels == 2:  # Page's L needs 3 levels; with 2 it is the sign test
+        up, down = int(np.sum(table[:, 1] > table[:, 0])), int(np.sum(table[:, 1] < table[:, 0]))
+        p = float(sps.binomtest(up, up + down, 0.5).pvalue) if up + down else 1.0
+        return effect, p, f"sign test over {blocks} blocks (scipy binomtest)", min(1.0, 2 * 0.5**blocks)
+    rising = sps.page_trend_test(table).pvalue
+    falling = sps.page_trend_test(table[:, ::-1]).pvalue
+    ordered = np.tile(np.arange(levels, dtype=float), (blocks, 1))
+    smallest = min(1.0, 2 * float(sps.page_trend_test(ordered).pvalue))
+    test = f"Page's L over {blocks} blocks x {levels} levels (scipy page_trend_test, two-sided)"
+    return effect, float(min(1.0, 2 * min(rising, falling))), test, smallest
+
+
+def _factorial_checks(claim: Claim, ablation: Sequence[Run], alpha: float) -> list[Check]:
+    f = claim.factorial
+    assert f is not None
+    checks = []
+    for axis, sign in f.expect.items():
+        other = "batch_size" if axis == "learning_rate" else "learning_rate"
+        label = axis.replace("_", " ")
+        for bench in f.benchmarks:
+            fixed = other.replace("_", " ")
+            what = f"{bench} {'rises' if sign > 0 else 'falls'} with {label} at each fixed {fixed}"
+            runs = [r for r in ablation if bench in r.results.benchmarks]
+            why = {
+                id(r): _not_evidence(str(r.results.settings.get("profile", "real")), r.partial) for r in runs
+            }
+            evidence = [r for r in runs if why[id(r)] is None]
+            used = evidence or runs  # nothing else: the smoke / partial points, as information only
+            cells: dict[tuple[float, float], list[float]] = {}
+            for r in used:
+                s = r.results.settings
+                key = (float(f"{float(s[other]):.6g}"), float(f"{float(s[axis]):.6g}"))
+                cells.setdefault(key, []).append(r.results.benchmarks[bench].score)
+            table, blocks, levels = _within_blocks({k: float(np.mean(v)) for k, v in cells.items()})
+            note = _left_out([w for r in runs if (w := why[id(r)]) and evidence])
+            if any(len(v) > 1 for v in cells.values()):
+                note += " (repeated runs of a cell averaged)"
+            files = [str(r.path) for r in used]
+            if len(levels) < 2 or len(blocks) < f.min_blocks:
+                reason = (
+                    f"{len(blocks)} complete blocks (fixed {other.replace('_', ' ')}) over {len(levels)} "
+                    f"{label} levels; need {f.min_blocks} blocks and 2 levels{note}"
+                )
+                checks.append(Check(what, "inconclusive", reason=reason or "no grid results", files=files))
+                continue
+            effect, p, test, smallest = _block_test(table)
+            reason = (
+                test + (f"; the smallest possible p is {smallest:.4g}" if smallest >= alpha else "") + note
+            )
+            if not evidence:
+                reason += (
+                    f"; {len(runs)} points that are no evidence (smoke or partial): p {p:.4g}, shown only"
+                )
+                checks.append(Check(what, "inconclusive", effect, n=len(blocks), reason=reason, files=files))
+                continue
+            checks.append(
+                Check(
+                    what,
+                    _verdict(sign * effect, p, alpha),
+                    effect,
+                    None,
+                    None,
+                    p,
+                    test.split(" over")[0],
+                    len(blocks),
+                    reason,
+                    files=files,
+                )
+            )
+    return checks
+
+
+def _early_value(m: Measurement, signal: str, steps: int) -> tuple[float | None, int]:
+    values = [float(s[signal]) for s in m.early[:steps] if isinstance(s.get(signal), int | float)]
+    return (float(np.mean(values)) if values else None), len(values)
+
+
+def sharpness_of(
+    sha256: str | None, settings: Mapping[str, Any], training: Sequence[Measurement]
+) -> Measurement | None:
+    """The sharpness file of a grid point's weights (same sha256); without a sha256 on either side, the
+    only file at its grid point. A file of other weights at the point (a retrained point) is no match."""
+    same = [m for m in training if sha256 and m.sha256 == sha256]
+    if same:
+        return same[0]
+    try:
+        point = (float(f"{float(settings['learning_rate']):.6g}"), int(settings["batch_size"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    ablation = settings.get("ablation")
+    at = [m for m in training if m.settings.get("ablation") == ablation and m.point() == point]
+    return at[0] if len(at) == 1 and not (sha256 and at[0].sha256) else None
+
+
+def _early_checks(
+    claim: Claim,
+    ablation: Sequence[Run],
+    training: Sequence[Measurement],
+    alpha: float,
+    seed: int,
+    resamples: int,
+) -> list[Check]:
+    e = claim.early_signals
+    assert e is not None
+    checks = []
+    for signal, sign in e.expect.items():
+        for bench in e.benchmarks:
+            what = (
+                f"{bench} {'rises' if sign > 0 else 'falls'} with the early {signal.replace('_', ' ')} "
+                f"(mean of the first {e.steps} steps)"
+            )
+            evidence, shown, left = [], [], []
+            for run in (r for r in ablation if bench in r.results.benchmarks):
+                m = sharpness_of(run.results.model.sha256, run.results.settings, training)
+                value, logged = _early_value(m, signal, e.steps) if m else (None, 0)
+                if value is None:
+                    left.append(
+                        "no sharpness file with its first steps" if m is None else f"no {signal} logged"
+                    )
+                    continue
+                why = _not_evidence(str(run.results.settings.get("profile", "real")), run.partial)
+                if why is None and logged < e.steps:
+                    why = f"only {logged} of {e.steps} steps logged"
+                point = (value, run.results.benchmarks[bench].score, str(run.path))
+                (shown if why else evidence).append(point)
+                left += [why] if why else []
+            if not (evidence or shown):
+                reason = "no grid points with results and first steps" + _left_out(left)
+                checks.append(Check(what, "inconclusive", reason=reason))
+                continue
+            checks.append(
+                _rank_check(what, sign, evidence, shown, left, e.min_points, alpha, seed, resamples)
+            )
+    return checks
+
+
 def _caveat(claim: Claim) -> str | None:
     if not claim.confounds:
         return None
@@ -469,6 +836,7 @@ def evaluate(
     alpha: float,
     seed: int = 0,
     resamples: int = stats.RESAMPLES,
+    training: Sequence[Measurement] = (),
 ) -> list[ClaimResult]:
     """Every claim judged on the loaded results.
 
@@ -476,12 +844,18 @@ def evaluate(
     and `runs` maps each label to the run it compares (PairCache.runs): their paths are
     recorded, and a partial one (Run.partial) is never passed to `pair`. `ablation`: the
     ablation-grid runs. `seed` and `resamples` set the Monte Carlo of trend tests with more
-    than stats.EXACT_PERMUTATION_MAX_N points.
+    than stats.EXACT_PERMUTATION_MAX_N points. `training`: the sharpness files found (claims 12-14).
     """
     out = []
     for claim in claims:
         if claim.paired:
             checks = _paired_checks(claim, pair, runs, reported, alpha)
+        elif claim.sharpness is not None:
+            checks = _sharpness_checks(claim, training, alpha, seed, resamples)
+        elif claim.factorial is not None:
+            checks = _factorial_checks(claim, ablation, alpha)
+        elif claim.early_signals is not None:
+            checks = _early_checks(claim, ablation, training, alpha, seed, resamples)
         else:
             checks = _trend_checks(claim, ablation, alpha, seed, resamples)
         result = _combine(claim, checks)

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_RESULTS = results_fmt.DEFAULT_ROOT  # where `python -m evalsuite run` writes
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "tables" / "generated"
 FILES = {"md": "tables.md", "latex": "tables.tex"}
-OUTPUTS = (*FILES.values(), "statistics.json", "claims.md", "forest.png")  # every file `tables` writes
+# every file `tables` writes (sharpness.png: only when sharpness files of grid points exist)
+OUTPUTS = (*FILES.values(), "statistics.json", "claims.md", "forest.png", "sharpness.png")
 TEMP_TAG = "tables-"  # .<out>.tables-<random>.tmp: the set being written
 
 
@@ -53,7 +54,17 @@ def generate(
     all_pairs: compare every pair of models of the same kind, not only the pairs the paper
     compares (analysis.Settings.all_pairs).
     """
-    from evalsuite.report import analysis, claims, data_tables, forest, reported, result_set, tablegen
+    from evalsuite.report import (
+        analysis,
+        claims,
+        data_tables,
+        forest,
+        reported,
+        result_set,
+        sharpness_figure,
+        tablegen,
+    )
+    from evalsuite.sharpness import record as sharpness_record
 
     if not 0.0 < alpha < 0.5:
         raise UsageError(f"--alpha {alpha} must lie between 0 and 0.5")
@@ -75,7 +86,8 @@ def generate(
         paths, scores, workers=workers, ablation_keys=claims.ablation_keys(claim_list)
     )
     settings = analysis.Settings(alpha=alpha, resamples=resamples, seed=seed, all_pairs=all_pairs)
-    report = analysis.analyse(runs, scores, claim_list, settings)
+    training = sharpness_record.discover(dirs)  # sharpness/*.json: the grid's claims 12-14 and its figure
+    report = analysis.analyse(runs, scores, claim_list, settings, training)
     report.notes.extend(notes)
     for folder in results_fmt.unfinished(dirs):
         report.notes.append(
@@ -98,6 +110,8 @@ def generate(
     texts["claims.md"] = tablegen.claims_document(report)
     files = {name: text.encode("utf-8") for name, text in texts.items()}
     files["forest.png"] = forest.forest_png(report, scores)
+    if figure := sharpness_figure.png(training, runs):
+        files[sharpness_figure.FILE] = figure
     _write_set(out, files)
     return report, [out / name for name in files]
 
