@@ -1,11 +1,14 @@
-"""`python -m evalsuite run`: evaluate one model on the paper's benchmarks with its protocol.
+"""`python -m evalsuite run`: evaluate models on the paper's benchmarks with its protocol.
 
 Causal LMs go through lm-eval (the task definitions in evalsuite/harness/tasks/, vLLM or HF
-backend); reward models through evalsuite.reward. Either way the output is one results
-folder per model in the format of evalsuite/results.py, written when every benchmark is done;
-finished requests are kept in <folder>/cache/ so an interrupted run resumes. The folder belongs
-to one model, by the sha256 of its files (evalsuite/harness/run_folder.py): another model under the same
-label is refused unless --force.
+backend; on vLLM across GPUs with --tensor-parallel/--data-parallel); reward models through
+evalsuite.reward. Either way the output is one results folder per model in the format of
+evalsuite/results.py, written when every benchmark is done (for causal LMs with lm-eval's own
+results and samples files in lm-eval/); finished requests are kept in <folder>/cache/ so an
+interrupted run resumes. The folder belongs to one model, by the sha256 of its files
+(evalsuite/harness/run_folder.py): another model under the same label is refused unless --force.
+Several models (--model repeated, --models FILE) are evaluated one after another, each into its
+own folder; one that fails does not stop the others, and the summary at the end names it.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
 from evalsuite.harness import lm_run, run_folder
+from repro import errors, run_lock
 from repro import lock as lockfile
-from repro import run_lock
 from repro.errors import UsageError, options, positive_int
 from repro.resolve import Resolved, resolve
 
@@ -75,6 +81,9 @@ def evaluate(
     progress: bool = True,
     label: str | None = None,
     force: bool = False,
+    tensor_parallel: int = 1,
+    data_parallel: int = 1,
+    lm_eval_files: bool = True,
 ) -> Path:
     """Evaluate `model` (path, lock name or hub id) and return its results folder.
 
@@ -82,7 +91,9 @@ def evaluate(
     refused, or with `force` emptied first.
 
     `label` names the folder and the model in tables (default: lock name, recipe name of a run
-    folder with "-smoke" for smoke-profile runs, or the folder's name).
+    folder with "-smoke" for smoke-profile runs, or the folder's name). `tensor_parallel` and
+    `data_parallel` are vLLM's (lm-eval's wrapper); `lm_eval_files` adds lm-eval's own results
+    and samples files under OUTPUT/<label>/lm-eval/ (causal LMs; reward models have none).
     """
     from evalsuite import reward
 
@@ -97,6 +108,14 @@ def evaluate(
     kind = "reward-model" if reward.is_reward_model(res.path) else "causal-lm"
     if kind == "reward-model" and sample is not None:
         raise UsageError("--sample is for causal LMs; use --limit for reward models")
+    if kind == "reward-model" and (tensor_parallel, data_parallel) != (1, 1):
+        raise UsageError(
+            f"{model} is a reward model, which runs on HF on one device: drop --tensor-parallel and "
+            "--data-parallel"
+        )
+    if kind == "causal-lm":  # which backend and how many GPUs, before any file is read or written
+        backend = lm_run.pick_backend(backend)
+        lm_run.check_parallel(backend, tensor_parallel, data_parallel)
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
     label = results_io.check_label(label) if label is not None else _label(model, res)
     folder = Path(output) / label
@@ -137,6 +156,9 @@ def evaluate(
             batch_size=batch_size,
             progress=progress,
             pairs=pairs,
+            tensor_parallel=tensor_parallel,
+            data_parallel=data_parallel,
+            lm_eval_files=lm_eval_files,
         )
         path = run_folder.commit(folder, results, pending)
     print(f"results: {path}")
@@ -164,6 +186,9 @@ def _evaluate_into(
     batch_size: int | None,
     progress: bool,
     pairs: dict[str, Any] | None = None,
+    tensor_parallel: int = 1,
+    data_parallel: int = 1,
+    lm_eval_files: bool = True,
 ) -> results_io.Results:
     """The evaluation proper: the request cache in folder/cache, per-item records into `pending`."""
     from evalsuite import reward
@@ -207,6 +232,10 @@ def _evaluate_into(
             lock_path=lock.path,
             allow_unlocked=allow_unlocked,
             progress=progress,
+            tensor_parallel=tensor_parallel,
+            data_parallel=data_parallel,
+            # lm-eval names its folder after the model: the hub id, as leaderboards know it, else the label
+            lm_eval_name=(res.repo_id or label) if lm_eval_files else None,
         )
         run_settings.update(lm_settings)
     run_settings["seconds"] = round(time.perf_counter() - started, 3)
@@ -241,7 +270,9 @@ def benchmark_list(text: str | None) -> list[str] | None:
     return benchmarks
 
 
-def evaluate_from_args(model: str, args: argparse.Namespace, benchmarks: list[str] | None) -> Path:
+def evaluate_from_args(
+    model: str, args: argparse.Namespace, benchmarks: list[str] | None, label: str | None = None
+) -> Path:
     """`evaluate` with the options `run` and `fidelity` share."""
     return evaluate(
         model,
@@ -250,13 +281,94 @@ def evaluate_from_args(model: str, args: argparse.Namespace, benchmarks: list[st
         progress=not args.no_progress,
         allow_unlocked=bool(getattr(args, "allow_unlocked", False)),
         force=bool(getattr(args, "force", False)),
-        **options(args, "data_dir", "limit", "sample", "seed", "output", "backend", "batch_size", "label"),
+        label=label if label is not None else getattr(args, "label", None),
+        tensor_parallel=getattr(args, "tensor_parallel", None) or 1,
+        data_parallel=getattr(args, "data_parallel", None) or 1,
+        lm_eval_files=not getattr(args, "no_lm_eval_files", False),
+        **options(args, "data_dir", "limit", "sample", "seed", "output", "backend", "batch_size"),
     )
 
 
+def read_models_file(path: Path) -> list[tuple[str, str | None]]:
+    """--models FILE: one model a line (as --model takes it), optionally its label after whitespace;
+    blank lines and `#` comments (a line's rest from a `#` at its start or after whitespace) skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--models {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    models: list[tuple[str, str | None]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].split()
+        if len(fields) > 2:
+            raise UsageError(
+                f"{path}:{number}: write one model and at most a label per line, not {line.strip()!r}"
+            )
+        if fields:
+            label = results_io.check_label(fields[1], f"{path}:{number}: label") if len(fields) == 2 else None
+            models.append((fields[0], label))
+    if not models:
+        raise UsageError(f"--models {path} names no model: write one per line (MODEL [LABEL])")
+    return models
+
+
+def _plan(models: list[tuple[str, str | None]], args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Every model with its label, each checked before any is evaluated; one label per model."""
+    lock = lockfile.load(args.lock)
+    planned: list[tuple[str, str]] = []
+    for spec, label in models:
+        if label is None:
+            label = _label(spec, resolve(spec, lock=lock, allow_unlocked=bool(args.allow_unlocked)))
+        planned.append((spec, label))
+    seen: dict[str, str] = {}
+    for spec, label in planned:  # casefolded: "A" and "a" are one folder on macOS and Windows
+        if label.casefold() in seen:
+            raise UsageError(
+                f"{seen[label.casefold()]} and {spec} would both write {Path(args.output) / label}: give "
+                "each its own label in --models FILE (MODEL LABEL per line)"
+            )
+        seen[label.casefold()] = spec
+    return planned
+
+
 def _cmd(args: argparse.Namespace) -> int:
-    evaluate_from_args(args.model, args, benchmark_list(args.benchmarks))
-    return 0
+    benchmarks = benchmark_list(args.benchmarks)
+    models = [(m, None) for m in args.model or []]
+    models += read_models_file(args.models) if args.models else []
+    if not models:
+        raise UsageError("name the model to evaluate: --model MODEL (repeatable) or --models FILE")
+    if len(models) == 1 and not (args.label and models[0][1]):
+        evaluate_from_args(models[0][0], args, benchmarks, label=models[0][1])
+        return 0
+    if args.label is not None:
+        raise UsageError(
+            "--label names one model's results: with several models, write each one's label "
+            "after it in --models FILE (MODEL LABEL per line)"
+        )
+    if (args.tensor_parallel, args.data_parallel) != (1, 1):  # refused now, not after the first model
+        lm_run.check_parallel(lm_run.pick_backend(args.backend), args.tensor_parallel, args.data_parallel)
+    planned = _plan(models, args)
+    # One after another in this process (each frees its engine): a failure is reported and the
+    # others still run, so a night of 20 checkpoints is not lost to the 3rd; the exit status says so.
+    done: list[tuple[str, str, str]] = []
+    failed = 0
+    for number, (spec, label) in enumerate(planned, 1):
+        print(f"=== [{number}/{len(planned)}] {spec} -> {Path(args.output) / label}", flush=True)
+        try:
+            folder = evaluate_from_args(spec, args, benchmarks, label=label)
+            done.append((spec, label, f"done: {folder}"))
+        except Exception as exc:  # any failure of one model is reported and the others still run
+            if errors.debug_enabled():
+                traceback.print_exc()
+            print(f"error: {spec}: {errors.describe(exc)}", file=sys.stderr, flush=True)
+            done.append((spec, label, f"FAILED: {errors.describe(exc)}"))
+            failed += 1
+    from tabulate import tabulate
+
+    print(f"\n{len(planned) - failed} of {len(planned)} models evaluated")
+    print(tabulate(done, headers=["model", "label", "result"], maxcolwidths=[None, None, 80]))
+    return 1 if failed else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -273,9 +385,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        required=True,
+        action="append",
         help="a lock name (see `python -m evalsuite models`), a local folder (a `python -m repro` "
-        "run folder works), or a hub id",
+        "run folder works), or a hub id; repeat it for several models, each into OUTPUT/<its label>/",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        metavar="FILE",
+        help="a file of models, one per line as --model takes them, each optionally followed by its label; "
+        "`#` starts a comment. Evaluated one after another; a model that fails is named in the summary "
+        "and the others still run (exit status 1)",
     )
     p.add_argument(
         "--benchmarks",
@@ -288,6 +408,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("vllm", "hf"),
         default=None,
         help="inference engine (default: vllm when installed and a GPU is present, else hf)",
+    )
+    p.add_argument(
+        "--tensor-parallel",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="vLLM: split each model over N GPUs (tensor_parallel_size; in the request cache's key, as it "
+        "changes the arithmetic)",
+    )
+    p.add_argument(
+        "--data-parallel",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="vLLM: N replicas of the model, the requests dealt among them as lm-eval's vLLM wrapper does "
+        "it (data_parallel_size; needs ray); uses N x --tensor-parallel GPUs",
+    )
+    p.add_argument(
+        "--no-lm-eval-files",
+        action="store_true",
+        help="do not write lm-eval's own results and samples files to OUTPUT/<label>/lm-eval/ (the samples "
+        "hold every prompt: hundreds of MB per model on the full benchmarks)",
     )
     p.add_argument(
         "--limit", type=int, default=None, help="evaluate only the first N items of each (sub)task"
@@ -329,7 +471,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--label",
         type=results_io.label_arg,
         help="name of the results folder and of the model in tables (default: the lock name, a run "
-        "folder's recipe name (+'-smoke' for smoke-profile runs), or the folder's name)",
+        "folder's recipe name (+'-smoke' for smoke-profile runs), or the folder's name); one model only",
     )
     p.add_argument(
         "--force",

