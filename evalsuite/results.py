@@ -74,6 +74,17 @@ def label_from(name: str) -> str:
     return cleaned if LABEL_PATTERN.fullmatch(cleaned) else ""
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN/inf have no JSON spelling: they become null (dicts, lists and tuples walked)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

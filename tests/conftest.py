@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,19 @@ def hold_lock(folder: Path, what: str) -> subprocess.Popen:
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
+
+
+@pytest.fixture(scope="module")
+def scores() -> Any:
+    """The paper's reported scores (tables/reported)."""
+    from evalsuite.report import reported
+
+    return reported.load()
+
+
+@pytest.fixture(scope="module")
+def claim_list(scores: Any) -> list[Any]:
+    """The paper's claims (tables/claims.yaml)."""
+    from evalsuite.report import claims
+
+    return claims.load(scores)

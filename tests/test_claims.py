@@ -26,16 +26,6 @@ from repro.errors import UsageError
 RESAMPLES = 2000
 
 
-@pytest.fixture(scope="module")
-def scores() -> reported.ReportedScores:
-    return reported.load()
-
-
-@pytest.fixture(scope="module")
-def claim_list(scores: reported.ReportedScores) -> list[claims.Claim]:
-    return claims.load(scores)
-
-
 # --------------------------------------------------------------------------- building results
 
 

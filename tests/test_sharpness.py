@@ -296,16 +296,6 @@ def test_a_sharpness_file_of_another_format_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- claims 12-14
 
 
-@pytest.fixture(scope="module")
-def scores() -> reported.ReportedScores:
-    return reported.load()
-
-
-@pytest.fixture(scope="module")
-def claim_list(scores: reported.ReportedScores) -> list[claims.Claim]:
-    return claims.load(scores)
-
-
 ABLATION = "ablation-135m"
 
 

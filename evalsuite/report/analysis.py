@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from evalsuite import results as results_fmt
 from evalsuite.report import claims as claims_mod
 from evalsuite.report import item_stats, stats, verdicts
 from evalsuite.report.item_stats import Paired
@@ -117,18 +118,7 @@ class Report:
         return None
 
     def to_json_obj(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf have no JSON spelling: they become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
+        return results_fmt.json_safe(asdict(self))
 
 
 def rng_for(settings: Settings, *keys: str) -> np.random.Generator:

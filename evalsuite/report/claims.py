@@ -524,35 +524,52 @@ def _trend_checks(
             )
             checks.append(Check(what, "inconclusive", reason=reason + ignored))
             continue
-        files = [str(run.path) for run in used]
-        res = stats.spearman_permutation(
-            [x for x, _ in points], [y for _, y in points], resamples=resamples, seed=seed
-        )
-        if not (math.isfinite(res.rho) and math.isfinite(res.p_value)):
-            reason = f"{bench} scores do not vary"
-            checks.append(Check(what, "inconclusive", n=len(points), reason=reason + ignored, files=files))
-            continue
-        note = f"{res.method}; {len(points)} runs at {distinct} ratios"
-        if res.smallest_p >= alpha:
-            note += (
-                f"; with these {len(points)} points no ordering reaches p < {alpha} (the smallest "
-                f"possible p is {res.smallest_p:.4g}): add grid points"
-            )
-        checks.append(
-            Check(
-                what,
-                _verdict(sign * res.rho, res.p_value, alpha),
-                res.rho,
-                None,
-                None,
-                res.p_value,
-                "Spearman",
-                len(points),
-                note + ignored,
-                files=files,
-            )
-        )
+        check = _spearman_check(
+            what, points, sign, alpha, resamples, seed,
+            files=[str(run.path) for run in used], described=f"runs at {distinct} ratios",
+            flat=f"{bench} scores do not vary", suffix=ignored,
+        )  # fmt: skip
+        checks.append(check)
     return checks
+
+
+def _spearman_check(
+    what: str,
+    points: Sequence[tuple[float, float]],
+    sign: int,
+    alpha: float,
+    resamples: int,
+    seed: int,
+    *,
+    files: list[str],
+    described: str,
+    flat: str,
+    suffix: str,
+) -> Check:
+    """A rank-correlation check: Spearman's rho with its exact (or resampled) permutation p."""
+    res = stats.spearman_permutation(
+        [x for x, _ in points], [y for _, y in points], resamples=resamples, seed=seed
+    )
+    if not (math.isfinite(res.rho) and math.isfinite(res.p_value)):
+        return Check(what, "inconclusive", n=len(points), reason=flat + suffix, files=files)
+    reason = f"{res.method}; {len(points)} {described}"
+    if res.smallest_p >= alpha:
+        reason += (
+            f"; with these {len(points)} points no ordering reaches p < {alpha} (the smallest "
+            f"possible p is {res.smallest_p:.4g}): add grid points"
+        )
+    return Check(
+        what,
+        _verdict(sign * res.rho, res.p_value, alpha),
+        res.rho,
+        None,
+        None,
+        res.p_value,
+        "Spearman",
+        len(points),
+        reason + suffix,
+        files=files,
+    )
 
 
 # --- the grid's sharpness, factorial and early-signal claims (issue 21) ---------------------------
@@ -599,29 +616,10 @@ def _rank_check(
             reason=reason + (info[1] if info else ""),
             files=[f for *_, f in shown],
         )
-    files = [f for *_, f in evidence]
-    res = stats.spearman_permutation(
-        [x for x, _, _ in evidence], [y for _, y, _ in evidence], resamples=resamples, seed=seed
-    )
-    if not (math.isfinite(res.rho) and math.isfinite(res.p_value)):
-        return Check(what, "inconclusive", n=len(evidence), reason="no variation" + note, files=files)
-    reason = f"{res.method}; {len(evidence)} points"
-    if res.smallest_p >= alpha:
-        reason += (
-            f"; no ordering of {len(evidence)} points reaches p < {alpha} (smallest p {res.smallest_p:.4g})"
-        )
-    return Check(
-        what,
-        _verdict(sign * res.rho, res.p_value, alpha),
-        res.rho,
-        None,
-        None,
-        res.p_value,
-        "Spearman",
-        len(evidence),
-        reason + note,
-        files=files,
-    )
+    return _spearman_check(
+        what, [(x, y) for x, y, _ in evidence], sign, alpha, resamples, seed,
+        files=[f for *_, f in evidence], described="points", flat="no variation", suffix=note,
+    )  # fmt: skip
 
 
 def _information(shown: list[Point], seed: int, resamples: int) -> tuple[float, str] | None:

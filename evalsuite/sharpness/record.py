@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalsuite import results as results_io
 from repro.atomic import write_text
 from repro.errors import UsageError
 
@@ -57,18 +58,8 @@ class Measurement:
 def write(record: dict[str, Any], path: Path) -> Path:
     record = {"format": FORMAT, **record}
     _parse(record, str(path))  # never write what load would refuse
-    write_text(Path(path), json.dumps(_finite(record), indent=2, sort_keys=True) + "\n")
+    write_text(Path(path), json.dumps(results_io.json_safe(record), indent=2, sort_keys=True) + "\n")
     return Path(path)
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _number(obj: dict[str, Any], key: str, where: str) -> float:
