@@ -16,5 +16,6 @@ results.py, benchmarks.py, repro and themselves (reward also harness.sources for
 files, report and benchmarks also reward.sections, the definition of RewardBench's averages);
 report never imports the harness, and the harness never imports reward or report. sharpness
 imports results.py, harness.run_folder (the model identity results carry) and repro; report reads
-its file format (sharpness.record) and nothing else of it.
+its file format (sharpness.record) and nothing else of it. trainingdata reads benchmark files
+through harness.sources and the paper's printed data tables through report.data_tables.
 """

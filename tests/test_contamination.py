@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite.report import data_tables
 from evalsuite.trainingdata import contamination as cont
 from evalsuite.trainingdata import contamination_cmd as cmd
 
@@ -344,7 +345,7 @@ def test_benchmarks_follow_table_1_and_search_py() -> None:
     import yaml
 
     assert len(cont.BENCHMARKS) == 17
-    tables = yaml.safe_load(cmd.DATA_TABLES.read_text())["tables"]
+    tables = yaml.safe_load(data_tables.DATA_FILE.read_text())["tables"]
     table1 = next(t for t in tables if t["table"] == 1)
     assert [r["benchmark"] for r in table1["rows"]] == [b.name for b in cont.BENCHMARKS]
     from repro import lock as lockfile

@@ -303,9 +303,11 @@ def test_bad_input_is_one_line_exit_2(
 def test_reported_values_are_read_by_language_name(tmp_path: Path) -> None:
     path = tmp_path / "data_tables.yaml"
     path.write_text(
-        "tables:\n"
-        "- {kind: contamination, dataset: tulu-3-sft-mixture, rows: [{benchmark: gsm8k, value: '0.08'}]}\n"
-        "- kind: languages\n  dataset: tulu-3-sft-mixture\n"
+        "unit: percent\ntables:\n"
+        "- {table: 1, kind: contamination, title: t, source: paper Table 1, dataset: tulu-3-sft-mixture,\n"
+        "   rows: [{benchmark: gsm8k, value: '0.08'}]}\n"
+        "- table: 10\n  kind: languages\n  title: t\n  source: paper Table 10\n"
+        "  dataset: tulu-3-sft-mixture\n"
         "  rows: [{language: English, value: '83.13'}, {language: Hindi, value: '3.79'}]\n"
     )
     assert lang.reported_shares("tulu-3-sft-mixture", path) == {"en": 83.13, "hi": 3.79}
@@ -340,8 +342,10 @@ def test_data_dir_reads_a_hub_download_of_a_mixture(tmp_path: Path, lingua: lang
 
 
 def test_the_papers_tables_10_to_12_are_read_from_the_reported_file() -> None:
-    if not lang.DATA_TABLES.is_file():
-        pytest.skip(f"{lang.DATA_TABLES} is absent")
+    from evalsuite.report import data_tables
+
+    if not data_tables.DATA_FILE.is_file():
+        pytest.skip(f"{data_tables.DATA_FILE} is absent")
     found = {name: lang.reported_shares(name) for name in lang.PAPER_TABLES}
     # arXiv 2412.08347: Tables 10 and 11 print all 20 languages, Table 12 all but Thai and Greek
     assert {name: len(shares or {}) for name, shares in found.items()} == {

@@ -32,6 +32,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "evalsuite.benchmarks",
         "evalsuite.harness.sources",
         "evalsuite.report.datafile",
+        "evalsuite.report.data_tables",
         "evalsuite.report.stats",
     ),
 }

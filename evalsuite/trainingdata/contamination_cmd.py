@@ -25,7 +25,6 @@ from repro import lock as lockfile
 from repro.errors import UsageError, non_negative_int, one_line, positive_int
 
 DEFAULT_OUTPUT_DIR = Path("results") / "contamination"
-DATA_TABLES = Path(__file__).resolve().parents[2] / "tables" / "reported" / "data" / "data_tables.yaml"
 TRAINING_SETS = ("tulu-3-sft-mixture", "tulu-3-preference-mixture", "rlvr-mixture")
 # The conversation each row is indexed by. SFT and RLVR rows hold `messages`; the preference
 # mixture holds `chosen`/`rejected` (same user turns): assumption, index.py's --messages_field
@@ -216,15 +215,12 @@ def training_rows(
 # --- the command ---------------------------------------------------------------------------------
 def reported(dataset: str | None) -> dict[str, str]:
     """The paper's printed percentages for this training set (tables/reported/data), if any."""
-    import yaml
+    from evalsuite.report import data_tables
 
-    if dataset is None or not DATA_TABLES.is_file():
+    if dataset is None or not data_tables.DATA_FILE.is_file():
         return {}
-    data = yaml.safe_load(DATA_TABLES.read_text(encoding="utf-8"))
-    for table in data.get("tables", []):
-        if table.get("kind") == "contamination" and table.get("dataset") == dataset:
-            return {r["benchmark"]: r["value"] for r in table["rows"]}
-    return {}
+    tables = [t for t in data_tables.load() if t.kind == "contamination" and t.dataset == dataset]
+    return {r.key: r.text for t in tables for r in t.rows}
 
 
 def run(args: argparse.Namespace) -> int:

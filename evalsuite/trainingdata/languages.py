@@ -451,31 +451,26 @@ def agreement(first: Sequence[str | None], other: Sequence[str | None]) -> dict[
 # ---------------------------------------------------------------- the paper's values
 
 
-DATA_TABLES = Path(__file__).resolve().parents[2] / "tables" / "reported" / "data" / "data_tables.yaml"
-
-
 def reported_shares(dataset: str, path: Path | None = None) -> dict[str, float] | None:
-    """The paper's shares (percent, by label) for a mixture: the `kind: languages` table of
-    tables/reported/data/data_tables.yaml whose `dataset` is this lock name, rows {language, value}."""
-    import yaml
+    """The paper's shares (percent, by label) for a mixture: its `kind: languages` table of
+    tables/reported/data/data_tables.yaml, read by the tables' own loader (report/data_tables.py)."""
+    from evalsuite.report import data_tables
 
-    path = path or DATA_TABLES
+    path = path or data_tables.DATA_FILE
     if dataset not in PAPER_TABLES or not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    table = next((t for t in data_tables.load(path) if t.kind == "languages" and t.dataset == dataset), None)
+    if table is None:
+        return None
     by_name = {name.lower(): code for code, name in LANGUAGES.items()}
-    for table in data.get("tables", []):
-        if table.get("kind") != "languages" or table.get("dataset") != dataset:
-            continue
-        shares = {}
-        for row in table.get("rows", []):
-            name = str(row.get("language", row.get("code", ""))).strip()
-            code = name if name in LANGUAGES else by_name.get(name.lower())
-            if code is None:
-                raise UsageError(f"{path}: {dataset}: {name!r} is not one of the detector's 20 languages")
-            shares[code] = float(row["value"])
-        return shares
-    return None
+    shares = {}
+    for row in table.rows:
+        name = row.key.strip()
+        code = name if name in LANGUAGES else by_name.get(name.lower())
+        if code is None:
+            raise UsageError(f"{path}: {dataset}: {name!r} is not one of the detector's 20 languages")
+        shares[code] = row.value
+    return shares
 
 
 # ---------------------------------------------------------------- the run
