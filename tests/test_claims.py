@@ -100,8 +100,7 @@ def _judge(root: Path, claim_list: list[claims.Claim], scores: reported.Reported
     runs = result_set.load_runs(
         results_fmt.discover([root]), scores, ablation_keys=claims.ablation_keys(claim_list)
     )
-    first = {label: group[0] for label, group in result_set.seed_groups(runs).items()}
-    cache = analysis.PairCache(first, analysis.Settings(resamples=RESAMPLES))
+    cache = analysis.PairCache(result_set.seed_groups(runs), analysis.Settings(resamples=RESAMPLES))
 
     def pair(a: str, b: str, bench: str):
         if calls is not None:
@@ -111,7 +110,7 @@ def _judge(root: Path, claim_list: list[claims.Claim], scores: reported.Reported
     results = claims.evaluate(
         claim_list,
         pair,
-        runs=cache.runs,
+        runs=cache.groups,
         ablation=[r for r in runs if r.is_ablation],
         reported=scores,
         alpha=0.05,

@@ -28,8 +28,9 @@ from evalsuite import results as results_fmt
 from evalsuite.report import claims as claims_mod
 from evalsuite.report import item_stats, stats, verdicts
 from evalsuite.report.item_stats import Paired
+from evalsuite.report.stats import CONFIDENCE
 from evalsuite.report.reported import Metric, Reported, ReportedScores
-from evalsuite.report.result_set import Run, seed_groups
+from evalsuite.report.result_set import Run, group_problem, seed_groups
 from evalsuite.sharpness.record import Measurement
 
 FORMAT = "smoltulu-tables/1"
@@ -62,6 +63,7 @@ class ScoreStat:
     band: dict[str, float] | None = None  # {low, high}: reproduced values that count as reported
     seeds: int | None = None  # training seeds pooled (retrained); None: a published checkpoint
     seed_sd: float | None = None  # points, with two seeds or more
+    half_width: float | None = None  # the band's half-width used (tolerance + seed spread), points
     partial: str | None = None  # why this run is not evidence on the full set (never judged/claimed)
     note: str | None = None  # why a comparison was not made
     extra: dict[str, float] = field(default_factory=dict)  # e.g. all IFEval variants
@@ -136,13 +138,22 @@ def _judge(
     group: Sequence[Run],
     per_seed: list[float],
     test: tuple[float, str] | None,
+    problem: str | None,
 ) -> None:
-    """Fill the reproduced-vs-reported fields of one score (see evalsuite.report.verdicts)."""
+    """Fill the reproduced-vs-reported fields of one score (see evalsuite.report.verdicts).
+
+    `problem`: why the pooled seeds are not evidence together (result_set.group_problem); such a
+    group is shown, never judged.
+    """
     run = group[0]
     stat.difference = stat.value - rep.value
     if stat.interval is not None:
         stat.inside = stat.interval["low"] <= rep.value <= stat.interval["high"]
     stat.partial = run.partial
+    if problem is not None:
+        stat.partial = stat.partial or problem
+        stat.note = f"{problem}; pooled seeds are judged only when every seed is"
+        return
     if run.limit is not None or (run.partial and "sample" not in run.results.settings):
         stat.note = f"partial: {run.partial}; only full (or randomly sampled) sets are judged"
         return
@@ -156,7 +167,7 @@ def _judge(
     stat.verdict, stat.verdict_reason, stat.tolerance = j.verdict, j.reason, j.tolerance
     stat.band = {"low": j.band[0], "high": j.band[1]}
     stat.seeds = len(per_seed) if run.retrained else None
-    stat.seed_sd = j.seed_sd
+    stat.seed_sd, stat.half_width = j.seed_sd, j.half_width
 
 
 def _seed_interval(values: list[float]) -> dict[str, Any]:
@@ -173,9 +184,11 @@ def score_stats(
     """Every score of one model: a results file, or the training seeds of one recipe pooled."""
     tolerances = tolerances if tolerances is not None else verdicts.load()
     run = group[0]
+    problem = group_problem(group)
     out = []
     for bench, data in run.items.items():
         per_seed = [r.items[bench].headline for r in group if bench in r.items]
+        lacking = _lacking(group, bench)
         rng = rng_for(settings, run.label, bench)
         ci, reps = item_stats.interval(data, settings.resamples, rng)
         pooled = len(per_seed) > 1
@@ -192,21 +205,37 @@ def score_stats(
             stat.extra = data.extra
         if rep is not None:
             test = None if pooled else item_stats.vs_value(data, rep.value, reps)
-            _judge(stat, rep, tolerances[bench], group, per_seed, test)
+            _judge(stat, rep, tolerances[bench], group, per_seed, test, problem or lacking)
         out.append(stat)
         if bench == "rewardbench":
-            out.extend(_section_stats(group, reported, settings, tolerances[bench]))
+            out.extend(_section_stats(group, reported, settings, tolerances[bench], problem or lacking))
     return out
 
 
+def _lacking(group: Sequence[Run], bench: str) -> str | None:
+    """A pooled seed without this benchmark: the others are not pooled without it."""
+    missing = [r for r in group if bench not in r.items]
+    if not missing:
+        return None
+    return (
+        f"refused: training seed {missing[0].training_seed} ({missing[0].path}) has no {bench} results; "
+        "every pooled seed needs every benchmark"
+    )
+
+
 def _section_stats(
-    group: Sequence[Run], reported: ReportedScores, settings: Settings, tolerance: verdicts.Tolerance
+    group: Sequence[Run],
+    reported: ReportedScores,
+    settings: Settings,
+    tolerance: verdicts.Tolerance,
+    problem: str | None,
 ) -> list[ScoreStat]:
     run = group[0]
     point, reps = item_stats.section_bootstrap(
         run.items["rewardbench"], settings.resamples, rng_for(settings, run.label, "rb-sections")
     )
-    per_seed = {key: [item_stats.section_point(r.items["rewardbench"])[key] for r in group] for key in point}
+    with_rb = [r for r in group if "rewardbench" in r.items]
+    per_seed = {key: [item_stats.section_point(r.items["rewardbench"])[key] for r in with_rb] for key in point}
     out = []
     for key in point:
         metric = Metric("rewardbench", key)
@@ -226,7 +255,7 @@ def _section_stats(
                 if pooled
                 else (stats.bootstrap_p(reps[key], rep.value), "bootstrap percentile inversion")
             )
-            _judge(stat, rep, tolerance, group, per_seed[key], test)
+            _judge(stat, rep, tolerance, group, per_seed[key], test, problem)
         out.append(stat)
     return out
 
@@ -240,10 +269,16 @@ def apply_holm(rows: list[Any], alpha: float) -> None:
 
 
 class PairCache:
-    """Paired comparisons, computed once per unordered pair and benchmark."""
+    """Model-vs-model comparisons, computed once per unordered pair and benchmark.
 
-    def __init__(self, runs: dict[str, Run], settings: Settings):
-        self.runs = runs
+    One run per side: the paired item test (item_stats.paired). Pooled training seeds on either
+    side: the seeds are the unit (`seed_comparison`), since the paired item test on one seed per
+    side would ignore the seed-to-seed spread, which is what separates two recipes' runs.
+    """
+
+    def __init__(self, groups: dict[str, list[Run]], settings: Settings):
+        self.groups = groups
+        self.runs = {label: members[0] for label, members in groups.items()}  # the lowest seed
         self.settings = settings
         self._cache: dict[tuple[str, str, str], Paired | str] = {}
 
@@ -252,19 +287,7 @@ class PairCache:
         first, second = sorted((a, b))
         key = (first, second, bench)
         if key not in self._cache:
-            ra, rb = self.runs.get(first), self.runs.get(second)
-            absent = [m for m, r in ((first, ra), (second, rb)) if r is None]
-            lacking = [m for m, r in ((first, ra), (second, rb)) if r is not None and bench not in r.items]
-            if absent:
-                self._cache[key] = f"no results for {' and '.join(absent)}"
-            elif lacking:
-                self._cache[key] = f"no {bench} results for {' and '.join(lacking)}"
-            else:
-                assert ra is not None and rb is not None
-                rng = rng_for(self.settings, first, second, bench)
-                self._cache[key] = item_stats.paired(
-                    ra.items[bench], rb.items[bench], self.settings.resamples, rng
-                )
+            self._cache[key] = self._compute(first, second, bench)
         found = self._cache[key]
         if isinstance(found, str) or first == a:
             return found
@@ -279,6 +302,54 @@ class PairCache:
             found.only_a,
             found.prompt_mismatches,
         )
+
+    def _compute(self, first: str, second: str, bench: str) -> Paired | str:
+        ga, gb = self.groups.get(first), self.groups.get(second)
+        absent = [m for m, g in ((first, ga), (second, gb)) if g is None]
+        if absent:
+            return f"no results for {' and '.join(absent)}"
+        assert ga is not None and gb is not None
+        for g in (ga, gb):
+            problem = group_problem(g) or _lacking(g, bench)
+            if problem is not None and len(g) > 1:
+                return problem
+        lacking = [m for m, g in ((first, ga), (second, gb)) if bench not in g[0].items]
+        if lacking:
+            return f"no {bench} results for {' and '.join(lacking)}"
+        if len(ga) == 1 and len(gb) == 1:
+            rng = rng_for(self.settings, first, second, bench)
+            return item_stats.paired(ga[0].items[bench], gb[0].items[bench], self.settings.resamples, rng)
+        return seed_comparison(ga, gb, bench)
+
+
+def seed_comparison(a: Sequence[Run], b: Sequence[Run], bench: str) -> Paired | str:
+    """a vs b with training seeds as the unit (difference of mean scores, points).
+
+    A published checkpoint (one run, not retrained) is a fixed model: a one-sample t test of the
+    other side's seed scores minus its score, df k - 1. Two retrained recipes: a two-sample t test
+    with pooled variance, df k_a + k_b - 2; pooled because a recipe with one seed has no spread of
+    its own, and the two recipes share model, data and trainer. t rather than a test over items:
+    the items are the same for every seed, and what varies between two recipes' runs is the seed.
+    """
+    va = [r.items[bench].headline for r in a]
+    vb = [r.items[bench].headline for r in b]
+    n = a[0].items[bench].n
+    fixed_b = len(b) == 1 and not b[0].retrained
+    fixed_a = len(a) == 1 and not a[0].retrained
+    if fixed_a or fixed_b:
+        seeds, fixed, sign = (vb, va[0], -1.0) if fixed_a else (va, vb[0], 1.0)
+        res = sps.ttest_1samp(np.subtract(seeds, fixed), 0.0)
+        test = f"one-sample t over {len(seeds)} training seeds against a published checkpoint"
+    else:
+        res = sps.ttest_ind(va, vb, equal_var=True)
+        seeds, sign = [*va, *vb], 1.0
+        test = f"two-sample t over training seeds ({len(va)} vs {len(vb)}, pooled variance)"
+    ci = res.confidence_interval(CONFIDENCE)
+    if not (math.isfinite(float(res.pvalue)) and math.isfinite(float(ci.low))):
+        return f"{bench}: the training seeds' scores do not vary, so a t test over seeds is undefined"
+    low, high = sorted((sign * float(ci.low), sign * float(ci.high)))
+    difference = statistics.fmean(va) - statistics.fmean(vb)
+    return Paired(difference, item_stats.Interval(low, high, test), float(res.pvalue), test, n)
 
 
 def comparisons(
@@ -359,13 +430,12 @@ def analyse(
     scores = []
     for label in labels:
         scores.extend(score_stats(groups[label], reported, settings, tolerances))
-    # paired tests use one run per model: a pooled recipe's lowest training seed
-    cache = PairCache({label: groups[label][0] for label in labels}, settings)
+    cache = PairCache({label: groups[label] for label in labels}, settings)
     pairs = comparisons(labels, cache, settings, None if settings.all_pairs else paper_pairs(claim_list))
     claim_results = claims_mod.evaluate(
         claim_list,
         cache.get,
-        runs=cache.runs,
+        runs=cache.groups,
         ablation=ablation,
         reported=reported,
         alpha=settings.alpha,

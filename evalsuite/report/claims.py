@@ -443,7 +443,11 @@ PairLookup = Callable[[str, str, str], "Paired | str"]
 
 
 def _paired_checks(
-    claim: Claim, pair: PairLookup, runs: Mapping[str, Run], reported: ReportedScores, alpha: float
+    claim: Claim,
+    pair: PairLookup,
+    runs: Mapping[str, Sequence[Run]],
+    reported: ReportedScores,
+    alpha: float,
 ) -> list[Check]:
     checks = []
     for part in claim.paired:
@@ -452,7 +456,7 @@ def _paired_checks(
             rb, rw = reported.get(part.better, Metric(bench)), reported.get(part.worse, Metric(bench))
             rep = round(rb.value - rw.value, 4) if rb and rw else None
             size = part.sizes[bench] if part.sizes is not None else None
-            used = [runs[m] for m in (part.better, part.worse) if m in runs]
+            used = [r for m in (part.better, part.worse) for r in runs.get(m, ())]
             partial = [f"{r.label} ({r.path}): {r.partial}" for r in used if r.partial is not None]
             # partial runs never reach the paired test: they cannot decide a claim
             found = "partial: " + "; ".join(partial) if partial else pair(part.better, part.worse, bench)
@@ -818,17 +822,24 @@ def _early_checks(
     return checks
 
 
-def _caveat(claim: Claim) -> str | None:
+def _caveat(claim: Claim, runs: Mapping[str, Sequence[Run]]) -> str | None:
+    """What a ratio claim cannot say: how many runs each side has, and how the recipes differ."""
     if not claim.confounds:
         return None
-    return "rests on one run per setting; " + "; ".join(claim.confounds)
+    models = list(dict.fromkeys(m for p in claim.paired for m in (p.better, p.worse)))
+    counts = {m: len(runs.get(m, ())) for m in models}
+    if all(c <= 1 for c in counts.values()):
+        runs_said = "rests on one run per setting"
+    else:
+        runs_said = "training seeds: " + ", ".join(f"{m} {c}" for m, c in counts.items())
+    return runs_said + "; " + "; ".join(claim.confounds)
 
 
 def evaluate(
     claims: Sequence[Claim],
     pair: PairLookup,
     *,
-    runs: Mapping[str, Run],
+    runs: Mapping[str, Sequence[Run]],
     ablation: Sequence[Run],
     reported: ReportedScores,
     alpha: float,
@@ -839,8 +850,8 @@ def evaluate(
     """Every claim judged on the loaded results.
 
     `pair(a, b, benchmark)` gives the paired comparison of two models (analysis.PairCache.get)
-    and `runs` maps each label to the run it compares (PairCache.runs): their paths are
-    recorded, and a partial one (Run.partial) is never passed to `pair`. `ablation`: the
+    and `runs` maps each label to its runs (PairCache.groups: the training seeds of a recipe, or
+    one run): their paths are recorded, and partial ones (Run.partial) are never passed to `pair`. `ablation`: the
     ablation-grid runs. `seed` and `resamples` set the Monte Carlo of trend tests with more
     than stats.EXACT_PERMUTATION_MAX_N points. `training`: the sharpness files found (claims 12-14).
     """
@@ -857,6 +868,6 @@ def evaluate(
         else:
             checks = _trend_checks(claim, ablation, alpha, seed, resamples)
         result = _combine(claim, checks)
-        result.caveat = _caveat(claim)
+        result.caveat = _caveat(claim, runs)
         out.append(result)
     return out

@@ -62,6 +62,17 @@ class Run:
         return self.results.model.source == "repro-output" or self.training_seed is not None
 
     @property
+    def identity(self) -> str:
+        """What was evaluated: the sha256 of the model's files (identity.json), else of the item files.
+
+        Two results with one identity are one model, whatever their labels, seeds or grid points say.
+        """
+        if self.results.model.sha256:
+            return self.results.model.sha256
+        items = sorted(f"{k}:{b.items_sha256}" for k, b in self.results.benchmarks.items())
+        return "items:" + ",".join(items)
+
+    @property
     def partial(self) -> str | None:
         """Why this run is not evidence about the full benchmarks (None when it is).
 
@@ -142,7 +153,9 @@ def load_runs(
 
 
 def check_unique(runs: Sequence[Run]) -> None:
-    """One results file per model, except the training seeds of one retrained recipe."""
+    """One results file per model, except the training seeds of one retrained recipe; and no model
+    counted twice: seeds and grid points must be distinct weights (Run.identity)."""
+    _check_distinct(runs)
     seen: dict[str, list[Run]] = {}
     for run in runs:
         if run.is_ablation:
@@ -155,6 +168,49 @@ def check_unique(runs: Sequence[Run]) -> None:
                     "training seeds are pooled)"
                 )
         seen.setdefault(run.label, []).append(run)
+
+
+def _check_distinct(runs: Sequence[Run]) -> None:
+    """The same weights as two training seeds of a recipe, or as two grid points, are refused.
+
+    A copy would shrink the seed spread to nothing or add a fake grid point to a trend test.
+    """
+    first: dict[str, Run] = {}
+    for run in runs:
+        if not (run.is_ablation or run.training_seed is not None):
+            continue
+        other = first.setdefault(run.identity, run)
+        if other is run:
+            continue
+        what = "grid points" if run.is_ablation or other.is_ablation else "training seeds"
+        raise UsageError(
+            f"{other.path} and {run.path} are results of the same model (identity "
+            f"{run.identity[:16]}), counted as two {what}; keep one of them"
+        )
+
+
+def group_problem(group: Sequence[Run]) -> str | None:
+    """Why pooled training seeds are not evidence together (None when they are).
+
+    Every seed passes the checks a single run does: none partial, all simulated or none, one model
+    kind. A single run's own problems are `Run.partial` and `Run.simulated`.
+    """
+    if len(group) < 2:
+        return None
+    for run in group:
+        if run.partial is not None:
+            return f"partial: training seed {run.training_seed} ({run.path}): {run.partial}"
+    simulated = [r for r in group if r.simulated]
+    if simulated and len(simulated) < len(group):
+        real = next(r for r in group if not r.simulated)
+        return (
+            f"refused: training seed {simulated[0].training_seed} ({simulated[0].path}) is simulated and "
+            f"seed {real.training_seed} ({real.path}) is not; simulated and real results are never pooled"
+        )
+    kinds = {r.kind for r in group}
+    if len(kinds) > 1:
+        return f"refused: the pooled seeds are of different model kinds ({', '.join(sorted(kinds))})"
+    return None
 
 
 def _seed_siblings(a: Run, b: Run) -> bool:

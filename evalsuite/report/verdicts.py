@@ -11,6 +11,10 @@ it from ours. What can:
   a gap beyond it is "inconclusive".
 A seeded item sample (`evalsuite run --sample`) estimates the full-set score: its interval must
 lie inside the band to be "reproduced" and outside it to be "not reproduced".
+
+A band can be too wide to mean anything: two seeds 10 points apart give a band of about ±45.
+"Reproduced" therefore also needs the band's half-width within `max_band` (tables/tolerances.yaml);
+a gap inside a wider band is "inconclusive: seed spread too large". Bands are clipped to 0-100.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Tolerance:
     points: float
     source: str
     reason: str
+    max_half_width: float = math.inf  # the widest band (half-width, points) that can say "reproduced"
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,9 @@ class Judgement:
     verdict: Verdict
     reason: str  # the numbers behind the verdict
     tolerance: float  # harness tolerance + printed rounding, points
-    band: tuple[float, float]  # reproduced values that count as the reported one
+    band: tuple[float, float]  # reproduced values that count as the reported one (clipped to 0-100)
     seed_sd: float | None = None
+    half_width: float | None = None  # the band's half-width used: tolerance + seed spread, points
 
 
 def load(path: Path | None = None) -> dict[str, Tolerance]:
@@ -56,6 +62,7 @@ def load(path: Path | None = None) -> dict[str, Tolerance]:
     path = Path(path) if path is not None else TOLERANCES_FILE
     raw = datafile.read_mapping(path, missing="tolerance file missing; run from a checkout of the suite")
     entries = datafile.field(raw, "tolerances", dict, str(path))
+    widest = _max_band(datafile.field(raw, "max_band", dict, str(path)), path)
     out = {}
     for name, entry in entries.items():
         registry.get(name)
@@ -64,11 +71,22 @@ def load(path: Path | None = None) -> dict[str, Tolerance]:
             raise UsageError(f"{path}: {name}: 'points' must be a number of points in [0, 100)")
         if not all(isinstance(entry.get(k), str) and entry[k].strip() for k in ("source", "reason")):
             raise UsageError(f"{path}: {name}: every tolerance needs a 'source' and a 'reason'")
-        out[name] = Tolerance(float(points), entry["source"], " ".join(entry["reason"].split()))
+        if points >= widest:
+            raise UsageError(f"{path}: {name}: 'points' {points} is not below max_band {widest}")
+        out[name] = Tolerance(float(points), entry["source"], " ".join(entry["reason"].split()), widest)
     missing = [b for b in registry.BENCHMARKS if b not in out]
     if missing:
         raise UsageError(f"{path}: no tolerance for {', '.join(missing)}")
     return out
+
+
+def _max_band(entry: dict, path: Path) -> float:
+    points = entry.get("points")
+    if not isinstance(points, int | float) or isinstance(points, bool) or not 0 < points < 100:
+        raise UsageError(f"{path}: max_band: 'points' must be a number of points in (0, 100)")
+    if not all(isinstance(entry.get(k), str) and entry[k].strip() for k in ("source", "reason")):
+        raise UsageError(f"{path}: max_band needs a 'source' and a 'reason'")
+    return float(points)
 
 
 def rounding(reported: Reported) -> float:
@@ -99,9 +117,13 @@ def judge(
         widen = float(sps.t.ppf(0.5 + CONFIDENCE / 2, k - 1)) * sd * math.sqrt(1 + 1 / k)
         half = tol + widen
         spread = f" + seed spread {widen:.2f} (sd {sd:.2f} over {k} seeds)"
-    band = (reported.value - half, reported.value + half)
+    band = (max(0.0, reported.value - half), min(100.0, reported.value + half))
     gap = value - reported.value
     where = f"band {reported.text} ± {half:.2f} = tolerance {tol:.2f}{spread}"
+
+    def out(verdict: Verdict, reason: str) -> Judgement:
+        return Judgement(verdict, reason, tol, band, sd, half)
+
     if sampled is not None:
         low, high = sampled
         inside = band[0] <= low and high <= band[1]
@@ -111,18 +133,22 @@ def judge(
         inside = band[0] <= value <= band[1]
         outside = not inside
         shown = f"gap {gap:+.2f}"
+    if inside and half > tolerance.max_half_width:
+        seeds_said = f"sd {sd:.2f}, k {len(seeds or ())}" if sd is not None else "sample interval"
+        return out(
+            "inconclusive",
+            f"seed spread too large ({seeds_said}): {shown} inside the {where}, but a band wider than "
+            f"± {tolerance.max_half_width:.2f} (max_band, tables/tolerances.yaml) cannot confirm a "
+            "reproduction; evaluate more training seeds",
+        )
     if inside:
-        return Judgement("reproduced", f"{shown} inside the {where}", tol, band, sd)
+        return out("reproduced", f"{shown} inside the {where}")
     if outside and unknown_seed_variance:
-        return Judgement(
+        return out(
             "inconclusive",
             f"{shown} beyond the {where}; seed variance unknown (one training seed: "
             "retrain with `python -m repro NAME --seed N` and evaluate each)",
-            tol,
-            band,
         )
     if outside:
-        return Judgement("not reproduced", f"{shown} outside the {where}", tol, band, sd)
-    return Judgement(
-        "inconclusive", f"{shown} straddles the edge of the {where}; evaluate more items", tol, band, sd
-    )
+        return out("not reproduced", f"{shown} outside the {where}")
+    return out("inconclusive", f"{shown} straddles the edge of the {where}; evaluate more items")
