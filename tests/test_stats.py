@@ -240,3 +240,94 @@ def test_malformed_ifeval_records_are_refused() -> None:
             item_stats.from_records(
                 "ifeval", [{"id": "a", "subtask": "i", "score": 1, "metrics": metrics}], "t"
             )
+
+
+# --------------------------------------------------------------------------- small n
+
+
+def test_effective_wilson_is_wilson_at_the_item_count_and_agrees_with_its_score_test() -> None:
+    for k, n in ((81, 263), (0, 20), (2, 2)):
+        plain, eff = stats.wilson_interval(k, n), stats.wilson_effective(k / n, n)
+        assert (eff.low, eff.high) == pytest.approx((plain.low, plain.high), abs=1e-12)
+    ci = stats.wilson_effective(0.4, 37.5)
+    assert stats.score_test_p_effective(0.4, 37.5, ci.high - 1e-4) > 0.05
+    assert stats.score_test_p_effective(0.4, 37.5, ci.high + 1e-4) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("subsets", "low_below", "high_above"),
+    [
+        ({"easy": [1], "chal": [1]}, 100.0, 99.0),  # n = 2, both right: a bootstrap gives [100, 100]
+        ({"easy": [0] * 5, "chal": [0] * 5}, 1.0, 0.0),  # every item wrong: a bootstrap gives [0, 0]
+        ({"easy": [1, 0] * 3, "chal": [1, 1, 0]}, 100.0, 0.0),  # subsets of 6 and 3 items
+    ],
+)
+def test_small_or_uniform_subset_means_get_a_score_interval(
+    subsets: dict[str, list[int]], low_below: float, high_above: float
+) -> None:
+    data = item_stats.from_records("arc", _records(subsets), "t")
+    ci, replicates = item_stats.interval(data, 2000, np.random.default_rng(0))
+    assert replicates is None and ci.method.startswith("wilson, effective n")
+    assert ci.low < low_below and ci.high > high_above and ci.low <= data.headline <= ci.high
+    # the test inverts the same interval: its bounds are where p crosses 0.05
+    assert item_stats.vs_value(data, ci.low + 0.01, None)[0] > 0.05
+    assert item_stats.vs_value(data, max(ci.low - 0.01, 1e-6), None)[0] < 0.05 or ci.low < 0.01
+
+
+def test_full_subsets_keep_the_bootstrap() -> None:
+    rng = np.random.default_rng(3)
+    data = item_stats.from_records(
+        "arc", _records({"easy": list(rng.integers(0, 2, 40)), "chal": list(rng.integers(0, 2, 30))}), "t"
+    )
+    ci, replicates = item_stats.interval(data, 2000, np.random.default_rng(0))
+    assert replicates is not None and ci.method == "bootstrap-percentile"
+
+
+def test_ifeval_with_too_few_prompts_has_no_interval() -> None:
+    metrics = {"prompt_strict": 1, "prompt_loose": 1, "inst_strict": [1, 1], "inst_loose": [1, 1]}
+    records = [{"id": f"p{i}", "subtask": "ifeval", "score": 1, "metrics": metrics} for i in range(2)]
+    data = item_stats.from_records("ifeval", records, "t")
+    ci, replicates = item_stats.interval(data, 1000, np.random.default_rng(0))
+    assert replicates is None and math.isnan(ci.low) and ci.method.startswith(stats.NO_INTERVAL)
+    p, test = item_stats.vs_value(data, 50.0, replicates)
+    assert math.isnan(p) and stats.NO_INTERVAL in test
+
+
+def test_replicates_that_never_vary_are_no_interval() -> None:
+    ci = stats.percentile_interval(np.full(1000, 100.0))
+    assert math.isnan(ci.low) and math.isnan(ci.high) and ci.method.startswith(stats.NO_INTERVAL)
+
+
+def test_rewardbench_sections_at_small_n_get_a_score_interval() -> None:
+    from evalsuite.reward import sections
+
+    subsets = {s: [1] for s in sections.table().subsets}  # one row per subset, every one right
+    data = item_stats.from_records("rewardbench", _records(subsets), "t")
+    point, reps = item_stats.section_bootstrap(data, 1000, np.random.default_rng(0))
+    for key in ("chat", "chat_hard", "safety", "reasoning"):
+        ci, used = item_stats.section_interval(data, key, reps[key])
+        assert used is None and ci.high == pytest.approx(100.0) and ci.low < 80.0, key
+        assert item_stats.section_vs_value(data, key, point[key], used)[0] == 1.0
+    # chat's weights 100, 95, 95, 28, 40 over 5 single rows: n_eff = 1 / sum(w^2)
+    w = np.array([100, 95, 95, 28, 40]) / 358
+    ci, _ = item_stats.section_interval(data, "chat", reps["chat"])
+    assert ci.method == f"wilson, effective n {1 / float(np.sum(w**2)):.4g}"
+
+
+@pytest.mark.parametrize(("a", "b"), [([1, 1], [1, 1]), ([1] * 30, [1] * 30), ([1, 1], [0, 0])])
+def test_paired_interval_without_discordant_spread_is_not_a_point(a: list[int], b: list[int]) -> None:
+    da = item_stats.from_records("gsm8k", _records({"g": a}), "a")
+    db = item_stats.from_records("gsm8k", _records({"g": b}), "b")
+    found = item_stats.paired(da, db, 1000, np.random.default_rng(0))
+    assert not isinstance(found, str)
+    ci = found.interval
+    assert ci.low < found.difference <= ci.high or ci.low <= found.difference < ci.high
+    assert ci.high - ci.low > 5.0 and ci.low >= -100.0 and ci.high <= 100.0 and "Wilson" in ci.method
+
+
+def test_spearman_permutation_refuses_nan() -> None:
+    with pytest.raises(ValueError, match=r"NaN.*position\(s\) \[2\]"):
+        stats.spearman_permutation([1.0, 2.0, float("nan"), 4.0], [1.0, 2.0, 3.0, 4.0])
+    assert stats.spearman_permutation([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]).p_value == pytest.approx(
+        2 / 24
+    )

@@ -170,19 +170,77 @@ def bootstrap(data: ItemData, resamples: int, rng: np.random.Generator) -> np.nd
 
 
 def interval(data: ItemData, resamples: int, rng: np.random.Generator) -> tuple[Interval, np.ndarray | None]:
-    """The headline's 95% interval (percent): Wilson for one accuracy, else bootstrap over items."""
+    """The headline's 95% interval (percent) and the bootstrap replicates behind it (None if none).
+
+    The rule, so that no interval claims more than the items can say:
+    - one accuracy (GSM8K, PIQA, UFB, ...): the Wilson score interval on the count, at any n;
+    - a mean of subset accuracies (ARC, BBH): the percentile bootstrap over items within
+      subsets when every subset has at least stats.MIN_SUBSET_ITEMS items and the resamples
+      vary; otherwise the Wilson score interval at the effective sample size
+      (stats.wilson_effective) - never a bootstrap's [100, 100] from two right answers or
+      [0, 0] from items that are all wrong;
+    - IFEval (a ratio, not one proportion): the bootstrap under the same conditions, else none
+      ("n too small", NaN bounds).
+    `vs_value` tests with the same rule, so "value inside the interval" and "p >= 0.05" agree.
+    """
     if uses_wilson(data.benchmark) and rule_for(data.benchmark) == "accuracy":
         ci = stats.wilson_interval(int(data.score.sum()), data.n)
         return Interval(100 * ci.low, 100 * ci.high, ci.method), None
-    reps = bootstrap(data, resamples, rng)
-    return stats.percentile_interval(reps), reps
+    if _resampling_fits(data):
+        reps = bootstrap(data, resamples, rng)
+        if np.ptp(reps) > 0.0:
+            return stats.percentile_interval(reps), reps
+    return _score_interval(_as_proportion(data)), None
 
 
 def vs_value(data: ItemData, value: float, replicates: np.ndarray | None) -> tuple[float, str]:
-    """Two-sided p-value of "the headline's true value is `value`" (percent), and the test's name."""
-    if replicates is None:
-        return stats.score_test_p(int(data.score.sum()), data.n, value / 100.0), "score test (Wilson)"
-    return stats.bootstrap_p(replicates, value), "bootstrap percentile inversion"
+    """Two-sided p-value of "the headline's true value is `value`" (percent), and the test's name.
+
+    `replicates`: what `interval` returned; None means its score interval (or none) was used.
+    """
+    if replicates is not None:
+        return stats.bootstrap_p(replicates, value), "bootstrap percentile inversion"
+    return _score_test(_as_proportion(data), value)
+
+
+def _resampling_fits(data: ItemData) -> bool:
+    """Every subset (IFEval: the prompts) holds enough items for a percentile bootstrap."""
+    if rule_for(data.benchmark) == "ifeval_loose":
+        return data.n >= stats.MIN_SUBSET_ITEMS
+    return int(data.strata()[1].min()) >= stats.MIN_SUBSET_ITEMS
+
+
+def _as_proportion(data: ItemData) -> tuple[float, float] | None:
+    """(headline as a fraction, effective n) where the headline is a mean of subset accuracies."""
+    rule = rule_for(data.benchmark)
+    if rule == "ifeval_loose":
+        return None
+    correct, sizes = (
+        data.strata() if rule == "subtask_mean" else (np.array([data.score.sum()]), np.array([data.n]))
+    )
+    weights = np.full(sizes.size, 1.0 / sizes.size)
+    return _weighted_proportion(correct, sizes, weights)
+
+
+def _weighted_proportion(correct: np.ndarray, sizes: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """sum_s w_s k_s/n_s and its effective n, 1 / sum_s(w_s^2 / n_s) (stats.wilson_effective)."""
+    used = weights > 0
+    share = weights[used] / weights[used].sum()
+    value = float(np.sum(share * correct[used] / sizes[used]))
+    return min(1.0, max(0.0, value)), 1.0 / float(np.sum(share**2 / sizes[used]))
+
+
+def _score_interval(proportion: tuple[float, float] | None) -> Interval:
+    if proportion is None:
+        return stats.no_interval("too few items, or every item the same")
+    ci = stats.wilson_effective(*proportion)
+    return Interval(100 * ci.low, 100 * ci.high, ci.method)
+
+
+def _score_test(proportion: tuple[float, float] | None, value: float) -> tuple[float, str]:
+    if proportion is None:
+        return float("nan"), f"not computed: {stats.NO_INTERVAL}"
+    return stats.score_test_p_effective(proportion[0], proportion[1], value / 100.0), "score test (Wilson)"
 
 
 # --- RewardBench sections -------------------------------------------------------------------
@@ -203,6 +261,39 @@ def section_bootstrap(
     accs = 100.0 * stats.stratified_accuracy_bootstrap(correct, sizes, resamples, rng)
     reps = section_scores({s: accs[:, j] for j, s in enumerate(data.subtask_names)})
     return point, {k: np.asarray(reps[k], dtype=float) for k in point}
+
+
+def section_interval(
+    data: ItemData, section: str, replicates: np.ndarray
+) -> tuple[Interval, np.ndarray | None]:
+    """A RewardBench section's 95% interval (percent), by `interval`'s rule.
+
+    `replicates`: the section's from `section_bootstrap`; returned when the percentile interval
+    is used, else None (then the Wilson score interval at the section's effective n).
+    """
+    weights = _section_weights(data, section)
+    correct, sizes = data.strata()
+    if int(sizes[weights > 0].min()) >= stats.MIN_SUBSET_ITEMS and np.ptp(replicates) > 0.0:
+        return stats.percentile_interval(replicates), replicates
+    return _score_interval(_weighted_proportion(correct, sizes, weights)), None
+
+
+def section_vs_value(
+    data: ItemData, section: str, value: float, replicates: np.ndarray | None
+) -> tuple[float, str]:
+    """`vs_value` for a RewardBench section; `replicates` as `section_interval` returned them."""
+    if replicates is not None:
+        return stats.bootstrap_p(replicates, value), "bootstrap percentile inversion"
+    correct, sizes = data.strata()
+    return _score_test(_weighted_proportion(correct, sizes, _section_weights(data, section)), value)
+
+
+def _section_weights(data: ItemData, section: str) -> np.ndarray:
+    """Each subset's weight in a section (subset order of data): its scores are linear in them."""
+    from evalsuite.reward.sections import section_scores
+
+    unit = np.eye(len(data.subtask_names))
+    return np.asarray(section_scores(dict(zip(data.subtask_names, unit, strict=True)))[section], dtype=float)
 
 
 def section_point(data: ItemData) -> dict[str, float]:

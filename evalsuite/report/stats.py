@@ -19,6 +19,9 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
+# Below this many items in a subset, resampling it says too little (a subset of one item never
+# varies; of a few, in a handful of steps): score intervals instead (evalsuite.report.item_stats).
+MIN_SUBSET_ITEMS = 10
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,25 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> I
     return Interval(float(ci.low), float(ci.high), "wilson")
 
 
+def wilson_effective(proportion: float, n_eff: float, confidence: float = CONFIDENCE) -> Interval:
+    """Wilson score interval for a proportion estimated with an effective sample size `n_eff`.
+
+    With proportion k/n and n_eff = n it is `wilson_interval`. For a weighted mean of independent
+    subset accuracies, sum_s w_s k_s/n_s, the effective size n_eff = 1 / sum_s(w_s^2 / n_s) makes
+    p(1-p)/n_eff its exact variance when the subsets' accuracies are equal (the case where every
+    item is right, or every item wrong, and a bootstrap has nothing to resample); the same
+    effective size is Korn and Graubard's (1998) for Clopper-Pearson intervals under stratified
+    sampling.
+    """
+    if not n_eff > 0 or not 0.0 <= proportion <= 1.0:
+        raise ValueError("a proportion in [0, 1] and a positive effective n are needed")
+    z2 = float(stats.norm.ppf(0.5 + confidence / 2.0)) ** 2
+    denominator = 1.0 + z2 / n_eff
+    center = (proportion + z2 / (2.0 * n_eff)) / denominator
+    half = math.sqrt(z2 * proportion * (1.0 - proportion) / n_eff + z2**2 / (4.0 * n_eff**2)) / denominator
+    return Interval(max(0.0, center - half), min(1.0, center + half), f"wilson, effective n {n_eff:.4g}")
+
+
 def score_test_p(successes: int, n: int, p0: float) -> float:
     """Two-sided score test of H0: p = p0; the test the Wilson interval inverts.
 
@@ -47,9 +69,14 @@ def score_test_p(successes: int, n: int, p0: float) -> float:
     """
     if n <= 0:
         raise ValueError("n must be positive")
+    return score_test_p_effective(successes / n, n, p0)
+
+
+def score_test_p_effective(proportion: float, n_eff: float, p0: float) -> float:
+    """The score test that `wilson_effective` inverts: p0 inside its interval exactly when p >= 0.05."""
     if p0 <= 0.0 or p0 >= 1.0:
-        return 1.0 if successes == round(p0 * n) else 0.0
-    z = (successes / n - p0) / math.sqrt(p0 * (1.0 - p0) / n)
+        return 1.0 if abs(proportion - p0) < 1e-12 else 0.0
+    z = (proportion - p0) / math.sqrt(p0 * (1.0 - p0) / n_eff)
     return float(2.0 * stats.norm.sf(abs(z)))
 
 
@@ -80,7 +107,22 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
+NO_INTERVAL = "n too small"  # the method of an interval that could not be computed (low = high = NaN)
+
+
+def no_interval(why: str = "") -> Interval:
+    """No interval (NaN bounds): the tables print "n too small"."""
+    return Interval(math.nan, math.nan, NO_INTERVAL + (f" ({why})" if why else ""))
+
+
 def percentile_interval(replicates: np.ndarray, confidence: float = CONFIDENCE) -> Interval:
+    """Percentile bootstrap interval; replicates that never vary give none (`no_interval`).
+
+    Resamples of two items that were both right are all 100%: [100, 100] would be printed as a
+    95% interval although it says nothing about sampling error.
+    """
+    if np.ptp(replicates) == 0.0:
+        return no_interval("every resample the same")
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(replicates, [tail, 1.0 - tail])
     return Interval(float(low), float(high), "bootstrap-percentile")
@@ -146,7 +188,23 @@ def paired_mean_interval(
     strata = sizes.size
     diff = float(np.mean(p10 - p01))
     se = math.sqrt(float(np.sum((p10 + p01 - (p10 - p01) ** 2) / sizes)) / strata**2)
+    if se == 0.0 or sizes.min() < MIN_SUBSET_ITEMS:
+        return _paired_score_bounds(float(np.mean(p10)), float(np.mean(p01)), sizes, confidence)
     return normal_interval(diff, se, "paired normal (closed-form bootstrap variance)", confidence)
+
+
+def _paired_score_bounds(p10: float, p01: float, sizes: np.ndarray, confidence: float) -> Interval:
+    """[L10 - U01, U10 - L01] from Wilson intervals of the two discordant proportions.
+
+    Each at 1 - (1 - confidence) / 2 (Bonferroni), so the pair holds with at least `confidence`
+    at any n; used where the normal interval's variance is zero (no discordant pairs, or all one
+    way) or subsets are too small for it.
+    """
+    n_eff = sizes.size**2 / float(np.sum(1.0 / sizes))  # effective n of a mean over strata
+    level = 1.0 - (1.0 - confidence) / 2.0
+    a, b = wilson_effective(p10, n_eff, level), wilson_effective(p01, n_eff, level)
+    low, high = max(-1.0, a.low - b.high), min(1.0, a.high - b.low)
+    return Interval(low, high, "paired Wilson bounds (Bonferroni; few or no discordant items)")
 
 
 def paired_ratio_interval(
@@ -164,6 +222,8 @@ def paired_ratio_interval(
     ratio = d_ratio.sum() / denominator.sum()
     influence = 0.5 * (d_num - d_num.mean()) + 0.5 * (d_ratio - ratio * denominator) / mean_den
     se = math.sqrt(float(np.sum(influence**2))) / n
+    if se == 0.0 or n < MIN_SUBSET_ITEMS:
+        return no_interval("no or too few items that differ")
     return normal_interval(
         0.5 * float(d_num.mean()) + 0.5 * ratio,
         se,
@@ -229,13 +289,18 @@ def spearman_permutation(
     n <= exact_max_n (an exact p; with 4 points the smallest is 2/24 = 1/12), else `resamples`
     seeded random ones with the +1 correction, p = (hits + 1) / (resamples + 1).
     scipy's `spearmanr` p-value is asymptotic (a t approximation) and reaches p ~ 0 with four
-    points. rho and p are NaN when x or y does not vary.
+    points. rho and p are NaN when x or y does not vary. A NaN point is refused (ValueError
+    naming it): ranks of NaN are undefined and would give p = 0; callers exclude such points
+    and say so.
     """
-    rx = stats.rankdata(np.asarray(x, dtype=float))
-    ry = stats.rankdata(np.asarray(y, dtype=float))
-    n = int(rx.size)
-    if n != ry.size:
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape:
         raise ValueError("x and y need the same length")
+    bad = np.flatnonzero(~(np.isfinite(xa) & np.isfinite(ya)))
+    if bad.size:
+        raise ValueError(f"Spearman needs finite points: NaN or infinite value at position(s) {bad.tolist()}")
+    rx, ry = stats.rankdata(xa), stats.rankdata(ya)
+    n = int(rx.size)
     cx, cy = rx - rx.mean(), ry - ry.mean()
     denominator = math.sqrt(float(cx @ cx) * float(cy @ cy))
     if n < 2 or denominator == 0.0:
