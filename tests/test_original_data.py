@@ -52,6 +52,7 @@ def test_the_original_rows_are_read_before_the_text_conversion(real_items: Path,
     folder = _original_folder(real_items, tmp_path)
     rows = sources.read("hellaswag", folder)["validation"]
     assert [r["source_id"] for r in rows] == ["wikihow~4", "wikihow~18", "wikihow~23", "wikihow~28"]
+    assert [r["id"] for r in rows] == ["0", "1", "2", "3"]  # `ind` repeats in the split: not a name
     assert sources.converted({"validation": rows}) is None
     # the fixture's first rows: the original file is read, not the text conversion beside it
     first = sources.read("hellaswag", real_items / "hellaswag")["validation"]
@@ -173,6 +174,7 @@ def test_the_conversion_differs_from_the_original_rows_only_by_the_tags_space(be
     original = sources.read("hellaswag", benchdata / "hellaswag")["validation"]
     text = sources._hellaswag_text(benchdata / "hellaswag")
     assert len(original) == len(text) == 10042 and sources.converted({"v": original}) is None
+    assert len({r["ind"] for r in original}) < len({r["id"] for r in original}) == 10042
     items, leading, other = set(), 0, 0
     for i, (o, t) in enumerate(zip(original, text, strict=True)):
         assert o["label"] == t["label"] and protocol.hellaswag_prompt(o) == protocol.hellaswag_prompt(t)

