@@ -100,13 +100,14 @@ def test_reported_data_is_validated(tmp_path: Path, edit, needle: str) -> None:
 def test_claims_data_is_validated(tmp_path: Path) -> None:
     scores = reported.load()
     loaded = claims.load(scores)
-    assert [c.id for c in loaded] == list(range(1, 15))
+    assert [c.id for c in loaded] == [*range(1, 10), *range(11, 16)]
     assert loaded[5].trend is not None and loaded[5].trend.expect == {
         "arc": 1, "gsm8k": 1, "hellaswag": -1, "ifeval": -1,
     }  # fmt: skip
     bad = tmp_path / "claims.yaml"
     bad.write_text(
-        "claims:\n  - {id: 1, text: x, paired: [{better: rm-1130, worse: dpo-1130, benchmarks: [ufb]}]}\n"
+        "claims:\n  - {id: 1, text: x, source: y, quote: z, "
+        "paired: [{better: rm-1130, worse: dpo-1130, benchmarks: [ufb]}]}\n"
     )
     with pytest.raises(UsageError, match="not a benchmark for dpo-1130"):
         claims.load(scores, bad)
@@ -192,8 +193,8 @@ def test_claim_6_from_ablation_points(tmp_path: Path, direction: int, verdict: s
     for i, (lr, bs) in enumerate([(1e-6, 64), (3e-6, 32), (1e-5, 16), (3e-5, 8), (9e-5, 8)]):
         up, down = 30 + direction * 5 * i, 50 - direction * 5 * i
         targets = {"arc": up, "gsm8k": up, "hellaswag": down, "ifeval": down}
-        simulate.write_results(res / f"lr{lr}-bs{bs}", f"ablation-{i}", targets, seed=i,
-                               settings={"learning_rate": lr, "batch_size": bs})  # fmt: skip
+        settings = {"learning_rate": lr, "batch_size": bs, "ablation": "ablation-135m"}
+        simulate.write_results(res / f"lr{lr}-bs{bs}", f"ablation-{i}", targets, seed=i, settings=settings)
     stats = _generate(tmp_path, res)
     assert stats["ablation_points"] == 5 and stats["models"] == []
     claim6 = stats["claims"][5]
@@ -204,7 +205,7 @@ def test_claim_6_from_ablation_points(tmp_path: Path, direction: int, verdict: s
 def test_claim_6_ignores_smoke_profile_points(tmp_path: Path) -> None:
     res = tmp_path / "ablation"
     for i, lr in enumerate([1e-6, 3e-6, 1e-5, 3e-5]):
-        settings = {"learning_rate": lr, "batch_size": 8, "profile": "smoke"}
+        settings = {"learning_rate": lr, "batch_size": 8, "profile": "smoke", "ablation": "ablation-135m"}
         simulate.write_results(
             res / f"p{i}", f"ablation-{i}", {"gsm8k": 20.0 + 5 * i}, seed=i, settings=settings
         )

@@ -8,16 +8,22 @@ Monte Carlo beyond), so four points can never give p below 1/12.
 
 Verdicts of one comparison (a `Check`), at level alpha:
 - supported: significant (p < alpha) in the claimed direction and, when the claim states a
-  size, the paired 95% interval contains that size;
+  size, the whole 95% interval lies within the claimed size ± its tolerance (both reported
+  scores' harness tolerances plus their printed rounding);
+- consistent, too wide to confirm the size: significant in the claimed direction, the interval
+  overlaps the claimed size ± its tolerance without lying inside it (+5.9 [0.6, 11.2] vs +11.0);
 - smaller than claimed / larger than claimed: significant in the claimed direction, but the
-  interval lies entirely below / above the claimed size;
+  interval lies entirely below / above the claimed size ± its tolerance;
 - contradicted: significant in the other direction;
 - inconclusive: not significant, no results, or the results are partial (`Run.partial`:
   --limit / --sample runs or fewer items than the full benchmark never decide a claim).
 A claim with several comparisons (intersection-union): contradicted if any comparison is;
 else smaller than claimed if any is; supported if all are; larger than claimed if all are
-supported or larger; else inconclusive. Claims without a size only get supported,
-contradicted or inconclusive.
+supported or larger; consistent (too wide) if all are supported, larger or consistent; else
+inconclusive. Claims without a size only get supported, contradicted or inconclusive.
+
+Pooled training seeds on either side are compared with seeds as the unit (analysis.seed_comparison,
+a t test over seeds); one run per side, with the paired test on the items.
 
 Sizes are the differences of the reported scores (evalsuite.report.reported): `size: reported`
 takes them as they are; `size: {benchmark: "+11.0"}` quotes the paper's number, and loading
@@ -52,7 +58,7 @@ from typing import Any, Literal
 import numpy as np
 
 from evalsuite import benchmarks as registry
-from evalsuite.report import datafile, stats
+from evalsuite.report import datafile, stats, verdicts
 from evalsuite.report.item_stats import Paired
 from evalsuite.report.reported import CLAIMS_FILE, Metric, ReportedScores
 from evalsuite.report.result_set import Run
@@ -60,7 +66,15 @@ from evalsuite.sharpness.record import Measurement
 from repro import recipe as recipes
 from repro.errors import UsageError
 
-Verdict = Literal["supported", "smaller than claimed", "larger than claimed", "contradicted", "inconclusive"]
+CONSISTENT = "consistent, too wide to confirm the size"
+Verdict = Literal[
+    "supported",
+    "smaller than claimed",
+    "larger than claimed",
+    "consistent, too wide to confirm the size",
+    "contradicted",
+    "inconclusive",
+]
 DIRECTIONS = {"increasing": 1, "decreasing": -1}
 ABOUT = ("lr_bs_ratio",)  # what a claim may say it is about (`about:` in claims.yaml)
 
@@ -72,6 +86,9 @@ class PairedPart:
     benchmarks: tuple[str, ...]
     # benchmark -> claimed size in points (better - worse), the reported difference; None: no size
     sizes: dict[str, float] | None = None
+    # benchmark -> how far a reproduced difference may sit from the claimed size: both reported
+    # scores' tolerances plus their printed rounding (tables/tolerances.yaml, verdicts.py)
+    size_tolerances: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class Trend:
     denominator: str
     min_points: int  # distinct ratios needed before the trend is tested
     expect: dict[str, int]  # benchmark -> +1 (increasing) / -1 (decreasing)
+    monotonic: bool = False  # also every step between neighbouring ratios in the claimed direction
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,8 @@ class Claim:
     id: int
     text: str
     source: str = ""  # where the paper says it: "abstract", "paper §4.3", "paper Table 8", ...
+    quote: str = ""  # the paper's sentence, verbatim
+    ablation: str | None = None  # the grid a grid claim reads (settings.ablation); others left out
     paired: tuple[PairedPart, ...] = ()
     trend: Trend | None = None
     about: str | None = None  # "lr_bs_ratio": a claim about the learning-rate / batch-size ratio
@@ -140,6 +160,7 @@ class Check:
     n: int | None = None  # items compared (paired) or ablation points used (trend)
     reason: str | None = None  # why not tested, or a note on how
     claimed_size: float | None = None  # points, when the claim states a size
+    size_tolerance: float | None = None  # points: the claimed size's own tolerance
     files: list[str] = field(default_factory=list)  # the results.json files the check used
 
 
@@ -195,6 +216,21 @@ def _sizes(raw: Any, cw: str, better: str, worse: str, benches: list[str], repor
                 )
         sizes[b] = round(diff, 6)
     return sizes
+
+
+def _size_tolerances(
+    sizes: dict[str, float] | None, better: str, worse: str, reported: ReportedScores
+) -> dict[str, float] | None:
+    """A claimed size is a difference of two reported scores: each carries its tolerance and rounding."""
+    if sizes is None:
+        return None
+    tolerances = verdicts.load()
+    out = {}
+    for b in sizes:
+        rb, rw = reported.get(better, Metric(b)), reported.get(worse, Metric(b))
+        assert rb is not None and rw is not None  # checked by _sizes
+        out[b] = round(2 * tolerances[b].points + verdicts.rounding(rb) + verdicts.rounding(rw), 6)
+    return out
 
 
 def _value(v: Any) -> str:
@@ -257,7 +293,8 @@ def _parse_paired(raw: dict[str, Any], cw: str, reported: ReportedScores) -> tup
                     f"({rb.text} vs {rw.text})"
                 )
         sizes = _sizes(p.get("size"), cw, p["better"], p["worse"], benches, reported)
-        parts.append(PairedPart(p["better"], p["worse"], tuple(benches), sizes))
+        size_tol = _size_tolerances(sizes, p["better"], p["worse"], reported)
+        parts.append(PairedPart(p["better"], p["worse"], tuple(benches), sizes, size_tol))
     return tuple(parts)
 
 
@@ -274,7 +311,9 @@ def _parse_trend(raw: dict[str, Any], cw: str) -> Trend:
     if not isinstance(t.get("numerator"), str) or not isinstance(t.get("denominator"), str):
         raise UsageError(f"{cw}: trend needs 'numerator' and 'denominator' settings keys")
     expect = {b: DIRECTIONS[d] for b, d in t["expect"].items()}
-    return Trend(t["numerator"], t["denominator"], t["min_points"], expect)
+    if not isinstance(t.get("monotonic", False), bool):
+        raise UsageError(f"{cw}: monotonic must be true or false")
+    return Trend(t["numerator"], t["denominator"], t["min_points"], expect, t.get("monotonic", False))
 
 
 KINDS = ("paired", "trend", "sharpness", "factorial", "early_signals")
@@ -344,6 +383,16 @@ def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
     source = raw.get("source")
     if not isinstance(source, str) or not source.strip():
         raise UsageError(f"{cw}: 'source' must say where the paper makes the claim (e.g. 'abstract')")
+    quote = raw.get("quote")
+    if not isinstance(quote, str) or not quote.strip():
+        raise UsageError(f"{cw}: 'quote' must give the paper's sentence that makes the claim")
+    ablation = None
+    if kinds[0] != "paired":
+        ablation = raw[kinds[0]].get("ablation") if isinstance(raw[kinds[0]], dict) else None
+        if not isinstance(ablation, str) or not ablation.strip():
+            raise UsageError(
+                f"{cw}: a grid claim names its grid: {kinds[0]}.ablation (the recipe, e.g. ablation-135m)"
+            )
     about = raw.get("about")
     if about is not None and about not in ABOUT:
         raise UsageError(f"{cw}: about must be one of {', '.join(ABOUT)}, not {about!r}")
@@ -351,7 +400,10 @@ def _parse(raw: Any, where: str, reported: ReportedScores) -> Claim:
     if about == "lr_bs_ratio" and paired:
         pairs = dict.fromkeys(tuple(sorted((p.better, p.worse))) for p in paired)
         confounds = tuple(_recipe_differences(a, b, cw) for a, b in pairs)
-    return Claim(raw["id"], raw["text"], source, paired, trend, about, confounds, **grid)  # type: ignore[arg-type]
+    return Claim(
+        raw["id"], raw["text"], source, " ".join(quote.split()), ablation, paired, trend, about, confounds,
+        **grid,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def load(reported: ReportedScores, path: Path | None = None) -> list[Claim]:
@@ -379,29 +431,38 @@ def _verdict(
     alpha: float,
     size: float | None = None,
     interval: tuple[float, float] | None = None,
+    size_tolerance: float = 0.0,
 ) -> Verdict:
-    """One comparison: `effect` signed so that > 0 is the claimed direction."""
+    """One comparison: `effect` signed so that > 0 is the claimed direction.
+
+    With a claimed size, "supported" needs the whole 95% interval inside size ± size_tolerance;
+    an interval that only overlaps that window is "consistent, too wide to confirm the size".
+    """
     if not (p < alpha) or effect == 0:
         return "inconclusive"
     if effect < 0:
         return "contradicted"
     if size is not None and interval is not None:
-        if interval[1] < size:
+        low, high = size - size_tolerance, size + size_tolerance
+        if interval[1] < low:
             return "smaller than claimed"
-        if interval[0] > size:
+        if interval[0] > high:
             return "larger than claimed"
+        if not (low <= interval[0] and interval[1] <= high):
+            return CONSISTENT
     return "supported"
 
 
 def _size_note(c: Check) -> str:
     assert c.effect is not None and c.interval is not None and c.claimed_size is not None
     lo, hi = c.interval
-    return f"{c.what}: {c.effect:+.2f} [{lo:+.2f}, {hi:+.2f}] vs claimed {c.claimed_size:+.2f}"
+    tol = f" ± {c.size_tolerance:.2f}" if c.size_tolerance else ""
+    return f"{c.what}: {c.effect:+.2f} [{lo:+.2f}, {hi:+.2f}] vs claimed {c.claimed_size:+.2f}{tol}"
 
 
 def _combine(claim: Claim, checks: list[Check]) -> ClaimResult:
     """Intersection-union over the checks (see the module docstring for the order of verdicts)."""
-    verdicts = [c.verdict for c in checks]
+    found = [c.verdict for c in checks]
     ps = [c.p_value for c in checks if c.p_value is not None]
     all_p = max(ps) if ps and len(ps) == len(checks) else None
     files = list(dict.fromkeys(f for c in checks for f in c.files))
@@ -423,14 +484,21 @@ def _combine(claim: Claim, checks: list[Check]) -> ClaimResult:
             reason += "; above it: " + "; ".join(map(_size_note, larger))
         return result("smaller than claimed", all_p, reason)
     sized = any(c.claimed_size is not None for c in checks)
-    if verdicts and all(v == "supported" for v in verdicts):
+    if found and all(v == "supported" for v in found):
         tail = ", every claimed size inside its interval" if sized else ""
         return result("supported", all_p, "every comparison significant, right sign" + tail)
-    if verdicts and all(v in ("supported", "larger than claimed") for v in verdicts):
+    if found and all(v in ("supported", "larger than claimed") for v in found):
         reason = "significant, but the interval lies above the claimed size: " + "; ".join(
             map(_size_note, larger)
         )
         return result("larger than claimed", all_p, reason)
+    wide = [c for c in checks if c.verdict == CONSISTENT]
+    if found and all(v in ("supported", "larger than claimed", CONSISTENT) for v in found):
+        reason = (
+            "significant in the claimed direction, but the interval is wider than the claimed size ± "
+            "its tolerance: " + "; ".join(map(_size_note, wide))
+        )
+        return result(CONSISTENT, all_p, reason)
     missing = [c for c in checks if c.p_value is None]
     reasons = list(dict.fromkeys(c.reason or "not tested" for c in missing))
     reason = "; ".join(reasons) if missing else "not every comparison is significant"
@@ -456,6 +524,7 @@ def _paired_checks(
             rb, rw = reported.get(part.better, Metric(bench)), reported.get(part.worse, Metric(bench))
             rep = round(rb.value - rw.value, 4) if rb and rw else None
             size = part.sizes[bench] if part.sizes is not None else None
+            size_tol = part.size_tolerances[bench] if part.size_tolerances is not None else None
             used = [r for m in (part.better, part.worse) for r in runs.get(m, ())]
             partial = [f"{r.label} ({r.path}): {r.partial}" for r in used if r.partial is not None]
             # partial runs never reach the paired test: they cannot decide a claim
@@ -467,7 +536,7 @@ def _paired_checks(
             checks.append(
                 Check(
                     what,
-                    _verdict(found.difference, found.p_value, alpha, size, interval),
+                    _verdict(found.difference, found.p_value, alpha, size, interval, size_tol or 0.0),
                     found.difference,
                     interval,
                     rep,
@@ -475,6 +544,7 @@ def _paired_checks(
                     found.test,
                     found.n,
                     claimed_size=size,
+                    size_tolerance=size_tol,
                     files=[str(r.path) for r in used],
                 )
             )
@@ -533,8 +603,30 @@ def _trend_checks(
             files=[str(run.path) for run in used], described=f"runs at {distinct} ratios",
             flat=f"{bench} scores do not vary", suffix=ignored,
         )  # fmt: skip
+        if t.monotonic:
+            _require_monotonic(check, points, sign)
         checks.append(check)
     return checks
+
+
+def _require_monotonic(check: Check, points: Sequence[tuple[float, float]], sign: int) -> None:
+    """A monotonic claim: the mean score at each ratio must move the claimed way at every step."""
+    by_ratio: dict[float, list[float]] = {}
+    for x, y in points:
+        by_ratio.setdefault(x, []).append(y)
+    means = [float(np.mean(by_ratio[x])) for x in sorted(by_ratio)]
+    against = [i for i in range(len(means) - 1) if sign * (means[i + 1] - means[i]) <= 0]
+    check.what += " at every step"
+    if not against:
+        check.reason = (check.reason or "") + f"; monotonic: every one of {len(means) - 1} steps"
+        return
+    ratios = sorted(by_ratio)
+    steps = ", ".join(f"{ratios[i]:.3g} -> {ratios[i + 1]:.3g}" for i in against)
+    check.reason = (
+        check.reason or ""
+    ) + f"; not monotonic: {len(against)} of {len(means) - 1} steps go the other way ({steps})"
+    if check.verdict == "supported":
+        check.verdict = "inconclusive"
 
 
 def _spearman_check(
@@ -822,6 +914,43 @@ def _early_checks(
     return checks
 
 
+def _usable_point(settings: Mapping[str, Any]) -> bool:
+    """A grid point's learning rate and batch size are finite positive numbers."""
+    try:
+        values = [float(settings[k]) for k in GRID_AXES]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def _of_grid(
+    claim: Claim, ablation: Sequence[Run], training: Sequence[Measurement]
+) -> tuple[list[Run], list[Measurement], str]:
+    """The points of the grid a claim names; points of other grids, or with unusable settings, are
+    left out and said so (two grids pooled would test neither)."""
+    if claim.ablation is None:
+        return list(ablation), list(training), ""
+    others: dict[str, int] = {}
+    bad = 0
+    runs = []
+    for run in ablation:
+        name = str(run.results.settings.get("ablation", "unnamed"))
+        if name != claim.ablation:
+            others[name] = others.get(name, 0) + 1
+        elif not _usable_point(run.results.settings):
+            bad += 1
+        else:
+            runs.append(run)
+    measured = [
+        m for m in training if m.settings.get("ablation") == claim.ablation and _usable_point(m.settings)
+    ]
+    note = "".join(f" ({n} points of grid {name!r} left out: the claim reads {claim.ablation})"
+                   for name, n in others.items())  # fmt: skip
+    if bad:
+        note += f" ({bad} points left out: learning rate or batch size not a finite positive number)"
+    return runs, measured, note
+
+
 def _caveat(claim: Claim, runs: Mapping[str, Sequence[Run]]) -> str | None:
     """What a ratio claim cannot say: how many runs each side has, and how the recipes differ."""
     if not claim.confounds:
@@ -851,22 +980,25 @@ def evaluate(
 
     `pair(a, b, benchmark)` gives the paired comparison of two models (analysis.PairCache.get)
     and `runs` maps each label to its runs (PairCache.groups: the training seeds of a recipe, or
-    one run): their paths are recorded, and partial ones (Run.partial) are never passed to `pair`. `ablation`: the
-    ablation-grid runs. `seed` and `resamples` set the Monte Carlo of trend tests with more
+    one run): their paths are recorded, and partial ones (Run.partial) are never passed to `pair`.
+    `ablation`: the ablation-grid runs (each grid claim reads the grid it names). `seed` and `resamples` set the Monte Carlo of trend tests with more
     than stats.EXACT_PERMUTATION_MAX_N points. `training`: the sharpness files found (claims 12-14).
     """
     out = []
     for claim in claims:
+        grid, grid_training, left_out = _of_grid(claim, ablation, training)
         if claim.paired:
             checks = _paired_checks(claim, pair, runs, reported, alpha)
         elif claim.sharpness is not None:
-            checks = _sharpness_checks(claim, training, alpha, seed, resamples)
+            checks = _sharpness_checks(claim, grid_training, alpha, seed, resamples)
         elif claim.factorial is not None:
-            checks = _factorial_checks(claim, ablation, alpha)
+            checks = _factorial_checks(claim, grid, alpha)
         elif claim.early_signals is not None:
-            checks = _early_checks(claim, ablation, training, alpha, seed, resamples)
+            checks = _early_checks(claim, grid, grid_training, alpha, seed, resamples)
         else:
-            checks = _trend_checks(claim, ablation, alpha, seed, resamples)
+            checks = _trend_checks(claim, grid, alpha, seed, resamples)
+        for check in checks if left_out else ():
+            check.reason = (check.reason or "") + left_out
         result = _combine(claim, checks)
         result.caveat = _caveat(claim, runs)
         out.append(result)
