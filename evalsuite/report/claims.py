@@ -981,8 +981,9 @@ def evaluate(
     `pair(a, b, benchmark)` gives the paired comparison of two models (analysis.PairCache.get)
     and `runs` maps each label to its runs (PairCache.groups: the training seeds of a recipe, or
     one run): their paths are recorded, and partial ones (Run.partial) are never passed to `pair`.
-    `ablation`: the ablation-grid runs (each grid claim reads the grid it names). `seed` and `resamples` set the Monte Carlo of trend tests with more
-    than stats.EXACT_PERMUTATION_MAX_N points. `training`: the sharpness files found (claims 12-14).
+    `ablation`: the ablation-grid runs (each grid claim reads the grid it names). `seed` and
+    `resamples` set the Monte Carlo of trend tests with more than stats.EXACT_PERMUTATION_MAX_N points.
+    `training`: the sharpness files found (claims 12-14).
     """
     out = []
     for claim in claims:
