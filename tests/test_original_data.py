@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -201,3 +202,48 @@ def test_a_run_on_the_conversion_records_it(tiny_model_dir: Path, real_items: Pa
     )  # fmt: skip
     recorded = results_io.load(folder).settings["converted_data"]
     assert set(recorded) == {"hellaswag"} and "conversion" in recorded["hellaswag"]
+
+
+# --- the dtype tolerance study (`evalsuite fidelity --compare-dtype`) ------------------------------
+
+
+def test_compare_items_counts_flips_each_way_on_shared_items() -> None:
+    from evalsuite.fidelity import compare_items
+
+    ref = [
+        {"id": str(i), "subtask": "piqa", "score": s, "loglikelihoods": [-1.0, -2.0]}
+        for i, s in enumerate([1, 1, 0, 0])
+    ]
+    other = [dict(r) for r in ref[:3]]
+    other[0] = {**other[0], "score": 0, "loglikelihoods": [-1.5, -1.25]}  # lost
+    other[2] = {**other[2], "score": 1}  # gained
+    row = compare_items("piqa", ref, other)
+    assert (row["n"], row["flips_gained"], row["flips_lost"]) == (3, 1, 1)
+    assert (row["reference"], row["other"], row["difference"]) == (round(200 / 3, 4), round(200 / 3, 4), 0.0)
+    assert row["max_abs_loglikelihood_difference"] == 0.75
+
+
+@pytest.mark.slow  # two CLI runs (~20 s): the study end to end, as the measurements were made
+def test_dtype_study_compares_a_bfloat16_run_with_a_float32_one(
+    tiny_model_dir: Path, real_items: Path, tmp_path: Path
+) -> None:
+    from conftest import run_module
+
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    common = ["--data-dir", str(real_items), "--benchmarks", "piqa", "--limit", "2", "--no-progress"]
+    first = run_module(
+        "evalsuite", "run", "--model", str(tiny_model_dir), *common, "--output", str(tmp_path), env=env
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    study = run_module(
+        "evalsuite", "fidelity", "--model-dir", str(tiny_model_dir), *common, "--output", str(tmp_path / "s"),
+        "--compare-dtype", "bfloat16", "--against", str(tmp_path / tiny_model_dir.name), env=env,
+    )  # fmt: skip
+    assert study.returncode == 0, study.stderr[-2000:]
+    written = json.loads(
+        (tmp_path / "s" / "smollm2-135m-instruct-bfloat16-study" / "dtype_study.json").read_text()
+    )
+    row = written["benchmarks"]["piqa"]
+    assert written["dtype"] == "bfloat16" and row["n"] == 2
+    # bfloat16 keeps 8 bits of mantissa: the log-likelihoods move, but not by whole nats
+    assert 0 < row["max_abs_loglikelihood_difference"] < 1
