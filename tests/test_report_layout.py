@@ -135,8 +135,8 @@ def test_verdicts_are_shown_with_tolerance_source_and_reason(generated: tuple[an
     md = (generated[1] / "tables.md").read_text()
     section = _section(md, "Table 6: reproduced vs reported")
     header = [c.strip() for c in next(ln for ln in section.splitlines() if ln.startswith("|")).split("|")]
-    assert header[1:-1] == ["model", "metric", "reproduced", "95% interval", "reported (source)", "diff",
-                            "tolerance", "verdict"]  # fmt: skip
+    assert header[1:-1] == ["model", "metric", "measured", "95% interval", "reported (source)", "diff",
+                            "band", "verdict"]  # fmt: skip
     off = next(r for r in _table_rows(section) if r[0].startswith("DPO-1207") and r[1] == "GSM8K (5-shot)")
     assert off[4] == "44.7 (Table 6; also Table 9)"  # reported value and its provenance
     assert off[-2].startswith("±") and re.fullmatch(r"not reproduced \[\d+\]", off[-1])

@@ -1,12 +1,14 @@
-"""Forest plot (PNG): reproduced minus reported per model and metric, with the tolerance verdict.
+"""Forest plot (PNG): measured minus reported per model and metric, with the tolerance verdict.
 
 One row per judged (model, metric), labelled as the paper labels them: the column header
 ("DPO-1130") and the benchmark's column name ("GSM8K (5-shot)", "RB Chat") from the reported
 tables, else the registry. Language models and reward models get separate panels (their
-scales differ). Each row shows the 95% interval (bar), the reproduced score (marker, shaped and
+scales differ). Each row shows the 95% interval (bar), the measured score (marker, shaped and
 coloured by verdict) and the band that counts as the reported score (shaded: tolerance, widened
-by the seed spread when seeds are pooled). The figure is laid out in inches from its content:
-the label column is measured, each row gets a fixed height, so nothing is cut off.
+by the seed spread when seeds are pooled). A --sample run (judged, but on part of the items) is
+labelled with the double dagger (‡) that marks partial evidence in the tables. The figure is laid
+out in inches from its content: the label column is measured, each row gets a fixed height, so
+nothing is cut off.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from evalsuite import benchmarks as registry
 from evalsuite.report.analysis import Report, ScoreStat
 from evalsuite.report.reported import Metric, ReportedScores
+from evalsuite.report.tablegen import LIMITED_MARK
 
 DPI = 100
 FONT = 8  # points, tick labels
@@ -27,9 +30,9 @@ PLOT_IN = 5.2  # width of the plotting area
 PANELS = (("causal-lm", "Language models"), ("reward-model", "Reward models"))
 # verdict -> (colour, marker, legend text); colour-blind safe pair plus shape
 STYLE = {
-    "reproduced": ("#1f77b4", "o", "reproduced (inside the band)"),
+    "reproduced": ("#1f77b4", "o", "reproduced (inside a band within max_band)"),
     "not reproduced": ("#d62728", "X", "not reproduced (outside the band)"),
-    "inconclusive": ("#ff7f0e", "D", "inconclusive"),
+    "inconclusive": ("#ff7f0e", "D", "inconclusive (undecided, or band too wide)"),
 }
 BAND_COLOUR = "#c7e9c0"
 
@@ -84,6 +87,8 @@ def panels(report: Report, reported: ReportedScores | None) -> tuple[list[tuple[
                 label += " (card)"
             if s.seeds is not None:
                 label += f" [{s.seeds} seed{'s' if s.seeds != 1 else ''}]"
+            if s.partial or entry.partial:
+                label += f" {LIMITED_MARK}"
             rows.append(Row(label, s))
         if rows:
             out.append((title, rows))
@@ -116,12 +121,17 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
     simulated = any(m.simulated for m in report.models)
     fig = Figure(figsize=(8.0, 3.0), dpi=DPI)
     canvas = FigureCanvasAgg(fig)
-    title = "SmolTulu: reproduced − reported"
+    title = "SmolTulu: measured − reported"
     if simulated:
         title += " — SIMULATED inputs, not model outputs"
     footer = []
     if left_out:
-        footer.append(f"Not shown: {left_out} partial result(s) (--limit or truncated runs), never judged.")
+        footer.append(
+            f"Not shown: {left_out} partial result(s) (--limit runs, fewer items than the full set, "
+            "converted data), never judged."
+        )
+    if any(r.label.endswith(LIMITED_MARK) for _, rows in groups for r in rows):
+        footer.append(f"{LIMITED_MARK}: partial evidence, a --sample run judged by its interval.")
     if any("(card)" in r.label for _, rows in groups for r in rows):
         footer.append("(card): the reported value is a model card's, not the paper's.")
 
@@ -175,7 +185,7 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
         ax.set_yticks(ys, [r.label for r in rows], fontsize=FONT)
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.tick_params(axis="x", labelsize=FONT)
-        ax.set_xlabel("reproduced − reported (points)", fontsize=FONT)
+        ax.set_xlabel("measured − reported (points)", fontsize=FONT)
         ax.grid(axis="x", linewidth=0.3)
         lo = np.nanmin(np.concatenate([lows, band_lo, [0.0]]))
         hi = np.nanmax(np.concatenate([highs, band_hi, [0.0]]))
@@ -190,7 +200,7 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
     ]
     handles += [
         Line2D([], [], color="0.35", linewidth=1.2, label="95% interval"),
-        Patch(color=BAND_COLOUR, label="counts as reported (tolerance band)"),
+        Patch(color=BAND_COLOUR, label="counts as reported (tolerance, + seed spread if pooled)"),
     ]
     fig.legend(
         handles=handles,

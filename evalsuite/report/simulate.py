@@ -33,7 +33,7 @@ SHAPES: dict[str, list[tuple[str, int]]] = {
         for i in range(14)
     ],
     "piqa": [("piqa", _FULL["piqa"])],
-    "ufb": [("ufb", 2000)],  # size of the simulation only
+    "ufb": [("ufb", _FULL["ufb"])],
 }
 IFEVAL_INSTRUCTIONS = 834
 # ARC-Easy is far easier than ARC-Challenge; spreading the halves keeps the simulation honest.
@@ -123,6 +123,15 @@ def simulate_items(benchmark: str, target: float, rng: np.random.Generator) -> l
     return records
 
 
+def _truncated(records: list[dict[str, Any]], items: int) -> list[dict[str, Any]]:
+    """The first records of every subtask, about `items` in all, each subtask in proportion (at least one)."""
+    by_subtask: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_subtask.setdefault(rec["subtask"], []).append(rec)
+    share = min(1.0, items / len(records))
+    return [r for recs in by_subtask.values() for r in recs[: max(1, round(share * len(recs)))]]
+
+
 @dataclass
 class Simulated:
     folder: Path
@@ -137,9 +146,15 @@ def write_results(
     seed: int = 0,
     kind: str | None = None,
     limit: int | None = None,
+    truncate: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Simulated:
-    """A simulated results folder for model `label` with the given headline targets (percent)."""
+    """A simulated results folder for model `label` with the given headline targets (percent).
+
+    `limit`: a --limit run (the first items, results.limit set). `truncate`: about this many items
+    of each benchmark, the first of every subset in proportion, with no limit recorded: a data set
+    that is shorter than the full one (truncated or converted data), which only the item count shows.
+    """
     folder = Path(folder)
     kinds = {registry.get(b).model_kind for b in targets}
     kind = kind or (kinds.pop() if len(kinds) == 1 else "causal-lm")
@@ -150,6 +165,8 @@ def write_results(
         records = simulate_items(name, target, rng)
         if limit is not None:
             records = records[:limit]
+        if truncate is not None:
+            records = _truncated(records, truncate)
         rel = results_fmt.write_items(folder, name, records)
         data = item_stats.from_records(name, records, f"simulated {name}")
         scores: dict[str, float] = {}

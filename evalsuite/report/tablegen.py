@@ -1,15 +1,17 @@
 """The paper's tables in its layout (Markdown and LaTeX), with the statistics beside them.
 
-A cell shows the reproduced score when results exist, else the reported value marked with a
-dagger; the best value of each row is bold. Tables 3 and 6 have the paper's three columns,
-Table 9 all seven; Tables 2, 5 and 7 come from repro.hparam_tables (recipes, plus the Tulu 3
-reference columns the paper prints). Under each score table, "reproduced vs reported" lists
-each (model, metric) once: under the table its reported value is credited to (the first that
-prints it, evalsuite.report.reported), with the tolerance verdict of evalsuite.report.analysis and its
-reason as a footnote. A protocol-check file (a real model's card, evalsuite.report.reported) gets one
+A cell shows the measured score when results exist, else the reported value marked with a dagger
+(†); partial evidence (a --limit or --sample run, fewer items than the full set, converted data:
+`ScoreStat.partial` / `ModelEntry.partial`) is marked with a double dagger (‡) in every table and is
+never bold; the best of the other values of each row is bold. Tables 3 and 6 have the paper's three
+columns, Table 9 all seven; Tables 2, 5 and 7 come from repro.hparam_tables (recipes, plus the Tulu
+3 reference columns the paper prints). Under each score table, "reproduced vs reported" lists each
+(model, metric) once: under the table its reported value is credited to (the first that prints it,
+evalsuite.report.reported), with the tolerance verdict of evalsuite.report.analysis and its reason
+as a footnote. A protocol-check file (a real model's card, evalsuite.report.reported) gets one
 "protocol check" table instead: per results folder of that model, card value against reproduced
-value with the same verdict as the paper's tables. Under each score table of language models,
-one line gives its benchmarks' contamination in the training mixtures, and a "Data tables" section
+value with the same verdict as the paper's tables. Under each score table of language models, one
+line gives its benchmarks' contamination in the training mixtures, and a "Data tables" section
 follows the score tables (evalsuite.report.data_tables). Every p-value is printed by `format_p`.
 """
 
@@ -27,7 +29,8 @@ from tabulate import tabulate
 
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
-from evalsuite.report.analysis import Report, ScoreStat
+from evalsuite.report import stats
+from evalsuite.report.analysis import ModelEntry, Report, ScoreStat
 from evalsuite.report.claims import ClaimResult
 from evalsuite.report.reported import Metric, Reported, ReportedScores, ReportedTable
 from repro import hparam_tables
@@ -39,9 +42,15 @@ Fmt = Literal["md", "latex"]
 REPORTED_MARK = "†"
 LIMITED_MARK = "‡"
 LEGEND = (
-    f"Plain: reproduced from the results; {REPORTED_MARK}: value reported by the source table "
-    f"(no result here); {LIMITED_MARK}: a --limit run on part of the items (not comparable); "
-    "bold: best in the row."
+    f"Plain: measured from the results (whether it reproduces the reported value is the verdict of "
+    f"the table below it); {REPORTED_MARK}: value reported by the source table (no result here); "
+    f"{LIMITED_MARK}: partial evidence - a --limit or --sample run, fewer items than the full set, or "
+    "converted data - not a score on the full benchmark, never bold; bold: best in the row among the "
+    f"other values."
+)
+PARTIAL_NOTE = (
+    f"{LIMITED_MARK}: partial evidence (a --limit or --sample run, fewer items than the full set, or "
+    "converted data): not a result on the full benchmark."
 )
 
 
@@ -63,6 +72,18 @@ class Grid:
 
 def _fmt(value: float | None, decimals: int = 1) -> str:
     return "–" if value is None else f"{value:.{decimals}f}"
+
+
+def _bounds(low: float, high: float) -> str:
+    """A 95% interval as printed; one that could not be computed (NaN bounds) says so."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return stats.NO_INTERVAL
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def _partial(model: ModelEntry | None, stat: ScoreStat | None = None) -> str | None:
+    """Why a result is partial evidence: the score's own reason, else its model's; None when full."""
+    return (stat.partial if stat is not None else None) or (model.partial if model is not None else None)
 
 
 P_FLOOR = 1e-4  # below what 10,000 resamples resolve; exact tests print the same floor
@@ -125,15 +146,15 @@ def score_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
             stat = report.score(model, row.metric)
             rep = table.value(model, row.metric)
             if stat is not None:
-                limited = models[model].limit is not None
+                partial = _partial(models.get(model), stat)
                 cells.append(
-                    Cell(_fmt(stat.value, decimals), stat.value, mark=LIMITED_MARK if limited else "")
+                    Cell(_fmt(stat.value, decimals), stat.value, mark=LIMITED_MARK if partial else "")
                 )
             elif rep is not None:
                 cells.append(Cell(rep.text, rep.value, mark=REPORTED_MARK))
             else:
                 cells.append(Cell("–"))
-        # --limit cells are not comparable with the rest, so they never take the bold
+        # partial evidence is not a score on the full set: it never takes the bold
         ranked = [c for c in cells[1:] if c.value is not None and c.mark != LIMITED_MARK]
         if len(cols) > 1 and ranked:
             best = max(round(c.value, decimals) for c in ranked if c.value is not None)
@@ -142,28 +163,38 @@ def score_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
         rows.append(cells)
     title = f"Table {table.number}: {table.title}" if table.number else table.title
     notes = [f"Source of reported values: {table.source}."]
+    if any(c.mark == LIMITED_MARK for row in rows for c in row):
+        notes.append(PARTIAL_NOTE)
     if any(models[m].simulated for m, _ in cols if m in models):
         notes.append("SIMULATED: columns marked (simulated) come from simulated items, not from a model.")
     return Grid(title, headers, rows, notes)
 
 
 VERDICTS = (
-    "Reproduced vs reported: a score is reproduced when it lies in the band around the reported "
-    "value that counts as the same score: the benchmark's harness tolerance (tables/tolerances.yaml) "
-    "plus half the last printed digit, widened by the training-seed spread when several seeds of a "
-    "retrained recipe are pooled; not reproduced when it lies outside; inconclusive when that cannot "
-    "be decided (one training seed and a gap beyond the tolerance, or a sample's interval straddling "
-    "the band); partial runs (--limit, truncated sets) are shown, never judged. 95% interval: item "
-    "sampling (Wilson or bootstrap over items), or a t interval over training seeds when pooled. The "
-    "reported score was measured on the same items, so item sampling alone does not separate the two: "
-    "the item-sampling p-value of reproduced = reported is in statistics.json as information only."
+    "Reproduced vs reported: the band is the reported value ± the benchmark's harness tolerance "
+    "(tables/tolerances.yaml) plus half the last printed digit, widened by the training-seed spread "
+    "when several seeds of a retrained recipe are pooled (each row shows the band it used). A score "
+    "is reproduced when it lies inside the band and the band is no wider than max_band "
+    "(tables/tolerances.yaml); not reproduced when it lies outside; inconclusive when that cannot be "
+    "decided (one training seed and a gap beyond the tolerance, a sample's interval straddling the "
+    "band, or 'seed spread too large': inside a band wider than max_band). Partial results (--limit, "
+    f"fewer items than the full set, converted data) are shown with {LIMITED_MARK}, never judged; "
+    f"--sample runs are judged by their interval and marked {LIMITED_MARK} too. 95% interval: item "
+    "sampling (Wilson on a count; bootstrap over items; a Wilson score interval at the effective n "
+    f"where subsets are small or all their items alike; '{stats.NO_INTERVAL}' where none applies), "
+    "or a t interval over training seeds when pooled. The reported score was measured on the same "
+    "items, so item sampling alone does not separate the two: a reproduced score whose interval "
+    "excludes the reported value says so, and the item-sampling p-value is in statistics.json as "
+    "information only."
 )
 VERDICT_NOTE = (
-    "reproduced / not reproduced: inside / outside the band reported ± tolerance (tables/tolerances.yaml, "
-    "plus half the printed digit; wider with pooled training seeds); inconclusive: undecided; partial: "
-    "never judged. A footnote gives the reason wherever it says more than the row (how the verdict is "
-    "reached: see the document's introduction). Reported: the table the value is credited to (the first "
-    "that prints it), and the other tables that print it."
+    "band: reported ± tolerance (tables/tolerances.yaml, plus half the printed digit), + seed spread "
+    "when training seeds are pooled. reproduced: inside the band and the band within max_band; not "
+    "reproduced: outside the band; inconclusive: undecided (the footnote says why); partial: never "
+    f"judged. measured: the suite's score ({LIMITED_MARK}: partial evidence). A footnote gives the "
+    "reason wherever it says more than the row (how the verdict is reached: see the document's "
+    "introduction). Reported: the table the value is credited to (the first that prints it), and the "
+    "other tables that print it."
 )
 
 
@@ -179,7 +210,56 @@ def _verdict_cells(s: ScoreStat) -> tuple[str, str]:
 
 
 def _interval_text(ci: dict[str, Any] | None) -> str:
-    return f"[{ci['low']:.2f}, {ci['high']:.2f}] {ci['method']}" if ci else "–"
+    if not ci:
+        return "–"
+    bounds = _bounds(_num(ci["low"]), _num(ci["high"]))
+    return ci["method"] if bounds == stats.NO_INTERVAL else f"{bounds} {ci['method']}"
+
+
+def _num(value: float | None) -> float:
+    """NaN for a bound that statistics.json wrote as null."""
+    return math.nan if value is None else float(value)
+
+
+def _excludes(ci: dict[str, Any] | None, reported: dict[str, Any] | None) -> bool:
+    """The 95% interval was computed and the reported value lies outside it."""
+    if not ci or not reported:
+        return False
+    low, high = _num(ci["low"]), _num(ci["high"])
+    return math.isfinite(low) and math.isfinite(high) and not low <= reported["value"] <= high
+
+
+def _half_width(half_width: float | None, tolerance: float | None) -> float | None:
+    return half_width if half_width is not None else tolerance
+
+
+def _band_text(half_width: float | None, tolerance: float | None) -> str:
+    """The band's half-width actually used: the tolerance, plus the seed spread when pooled."""
+    half = _half_width(half_width, tolerance)
+    if half is None or tolerance is None:
+        return "–"
+    if half - tolerance > 5e-3:
+        return f"±{half:.2f} (tolerance ±{tolerance:.2f} + seed spread {half - tolerance:.2f})"
+    return f"±{tolerance:.2f}"
+
+
+def _verdict_text(
+    verdict: str,
+    ci: dict[str, Any] | None,
+    reported: dict[str, Any] | None,
+    half: float | None,
+    tol: float | None,
+) -> str:
+    """The verdict as printed: a "reproduced" whose interval excludes the reported value says why."""
+    if verdict != "reproduced" or not _excludes(ci, reported):
+        return verdict
+    width = _half_width(half, tol)
+    where = "the band" if width is None else f"±{width:.2f}"
+    if width is not None and tol is not None and abs(width - tol) <= 5e-3:
+        where += " harness tolerance"
+    elif width is not None:
+        where += " band"
+    return f"reproduced (inside {where}; the 95% interval excludes the reported value)"
 
 
 def _footnoted(rows: list[tuple[list[Cell], str]], notes: list[str]) -> list[list[Cell]]:
@@ -200,10 +280,13 @@ def _compared(s: ScoreStat) -> bool:
 
 
 def _plain(s: ScoreStat) -> bool:
-    """Reproduced inside reported ± tolerance, on a full run: the row says it all, no footnote."""
-    if s.verdict != "reproduced" or s.band is None or s.tolerance is None or s.partial is not None:
+    """Reproduced inside reported ± tolerance, on a full run, the reported value inside the
+    interval: the row says it all, no footnote."""
+    if s.verdict != "reproduced" or s.tolerance is None or s.partial is not None:
         return False
-    return abs((s.band["high"] - s.band["low"]) / 2 - s.tolerance) < 1e-9
+    if _excludes(s.interval, s.reported):
+        return False
+    return abs(_half_width(s.half_width, s.tolerance) - s.tolerance) < 1e-9  # type: ignore[operator]
 
 
 def credited_table(report: Report, reported: ReportedScores, model: str, metric: str) -> str | None:
@@ -240,21 +323,22 @@ def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
     for header, s in found:
         verdict, reason = _verdict_cells(s)
         name = header + (" (simulated)" if models[s.model].simulated else "")
+        partial = _partial(models.get(s.model), s)
         cells = [
             Cell(name),
             Cell(labels[s.metric]),
-            Cell(_fmt(s.value, 2)),
+            Cell(_fmt(s.value, 2), mark=LIMITED_MARK if partial else ""),
             Cell(_interval_text(s.interval)),
             Cell(f"{s.reported['text']} ({_source(s.reported)})" if s.reported else "–"),
             Cell(_signed(s.difference) if _compared(s) else "–"),
-            Cell("–" if s.tolerance is None else f"±{s.tolerance:.2f}"),
+            Cell(_band_text(s.half_width, s.tolerance)),
         ]
         if seeded:
             cells.append(Cell(_seeds_text(s)))
-        cells.append(Cell(verdict))
+        cells.append(Cell(_verdict_text(verdict, s.interval, s.reported, s.half_width, s.tolerance)))
         rows.append((cells, "" if _plain(s) else reason))
     body = _footnoted(rows, notes)
-    headers = ["model", "metric", "reproduced", "95% interval", "reported (source)", "diff", "tolerance"]
+    headers = ["model", "metric", "measured", "95% interval", "reported (source)", "diff", "band"]
     headers += ["training seeds"] if seeded else []
     headers += ["verdict"]
     name = f"Table {table.number}" if table.number else table.title
@@ -293,6 +377,7 @@ class ProtocolRow:
     test: str | None = None
     tolerance: float | None = None
     band: dict[str, float] | None = None
+    half_width: float | None = None  # the band's half-width used (analysis.ScoreStat.half_width)
     partial: str | None = None
     # reproduced | not reproduced | inconclusive (analysis), or: partial | no results | no result |
     # not evaluated; verdict_reason says why
@@ -343,7 +428,8 @@ def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
                 pr.verdict_reason = "no result for this benchmark in the results folder"
             else:
                 pr.reproduced, pr.n, pr.interval, pr.extra = s.value, s.n, s.interval, dict(s.extra)
-                pr.tolerance, pr.band, pr.partial = s.tolerance, s.band, s.partial
+                pr.tolerance, pr.band, pr.half_width = s.tolerance, s.band, s.half_width
+                pr.partial = _partial(m, s)
                 pr.verdict, pr.verdict_reason = _verdict_cells(s)
                 if _compared(s):  # a partial run is shown, not compared: no difference or test
                     pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
@@ -378,19 +464,21 @@ def protocol_grid(table: ReportedTable, report: Report) -> Grid:
     for r in protocol_check(table, report):
         if r.benchmark == "ifeval" and r.extra:
             ifeval[r.model] = r.extra
+        partial = (r.partial or r.limit) and r.reproduced is not None
         cells = [
             Cell(r.model + (" (simulated)" if r.simulated else "")),
             Cell(r.column),
             Cell(r.card_row),
             Cell(r.reported["text"]),
-            Cell(_fmt(r.reproduced, 2), mark=LIMITED_MARK if r.limit and r.reproduced is not None else ""),
+            Cell(_fmt(r.reproduced, 2), mark=LIMITED_MARK if partial else ""),
             Cell("–" if r.n is None else f"{r.n}{' (sampled)' if r.sample else ''}"),
             Cell(_interval_text(r.interval)),
             Cell(_signed(r.difference)),
-            Cell("–" if r.tolerance is None else f"±{r.tolerance:.2f}"),
-            Cell(r.verdict),
+            Cell(_band_text(r.half_width, r.tolerance)),
+            Cell(_verdict_text(r.verdict, r.interval, r.reported, r.half_width, r.tolerance)),
         ]
-        plain = r.verdict == "reproduced" and not r.sample  # inside ± tolerance: the row says it all
+        # inside ± tolerance, on every item, the card's value inside the interval: the row says it all
+        plain = r.verdict == "reproduced" and not partial and not _excludes(r.interval, r.reported)
         rows.append((cells, "" if plain else r.verdict_reason))
     model = table.columns[0].model
     headline = registry.get("ifeval").headline.__name__
@@ -399,9 +487,10 @@ def protocol_grid(table: ReportedTable, report: Report) -> Grid:
         f"Reported: {table.source}, {table.url}; each value is the card row named beside it. Rows: every "
         f"results folder labelled {model} (or {model}-<variant>, e.g. {model}-q4_1).",
         "Verdict: the reproduced-vs-reported judgement of the paper's tables (tolerance band around the "
-        f"card's value, tables/tolerances.yaml). {LIMITED_MARK}: a --limit run on part of the items "
-        "(partial): not compared with the card; (sampled): a seeded random sample of items per "
-        "(sub)task (`evalsuite run --sample`), judged by its interval against the band.",
+        f"card's value, tables/tolerances.yaml). {LIMITED_MARK}: partial evidence - a --limit run, fewer "
+        "items than the full set or converted data: not compared with the card; or (sampled) a seeded "
+        "random sample of items per (sub)task (`evalsuite run --sample`), judged by its interval "
+        "against the band.",
     ]
     if card_ifeval:
         text = (
@@ -418,8 +507,8 @@ def protocol_grid(table: ReportedTable, report: Report) -> Grid:
     body = _footnoted(rows, notes)
     if any(r[0].text.endswith("(simulated)") for r in body):
         head.append("SIMULATED: rows marked (simulated) come from simulated items, not from a model.")
-    headers = ["model", "benchmark", "card row", "reported", "reproduced", "n", "95% interval", "diff",
-               "tolerance", "verdict"]  # fmt: skip
+    headers = ["model", "benchmark", "card row", "reported", "measured", "n", "95% interval", "diff",
+               "band", "verdict"]  # fmt: skip
     return Grid(table.title, headers, body, [*head, *notes])
 
 
@@ -438,20 +527,30 @@ def holm_family(report: Report) -> str:
     return f"Pairs: {pairs}. Holm family: the benchmarks compared for one pair of models, per pair."
 
 
+SIGNIFICANCE_NOTE = (
+    "Significance differs between the two lists on purpose: the model-vs-model table calls a "
+    "comparison significant by its Holm-adjusted p (over the benchmarks of one pair, every one of "
+    "which is tested), while a claim uses each of its comparisons' unadjusted p, because it is "
+    "supported only if every one of them is (an intersection-union test needs no multiplicity "
+    "correction). A comparison can therefore read n.s. in the table and still count toward a claim."
+)
+
+
 def comparisons_grid(report: Report, reported: ReportedScores | None = None) -> Grid | None:
     """Model vs model, with the paper's column headers and benchmark names."""
     headers_of = {m.label: m.header for m in report.models}
+    entries = {m.label: m for m in report.models}
     columns = {str(r.metric): r.label for t in (reported.tables if reported else ()) for r in t.rows}
     rows = []
     for c in report.comparisons:
         ci = c.interval
         rows.append(
             [
-                Cell(headers_of.get(c.a, c.a)),
-                Cell(headers_of.get(c.b, c.b)),
+                Cell(headers_of.get(c.a, c.a), mark=LIMITED_MARK if _partial(entries.get(c.a)) else ""),
+                Cell(headers_of.get(c.b, c.b), mark=LIMITED_MARK if _partial(entries.get(c.b)) else ""),
                 Cell(columns.get(c.benchmark, c.benchmark)),
                 Cell(_signed(c.difference)),
-                Cell(f"[{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "–"),
+                Cell(_bounds(_num(ci["low"]), _num(ci["high"])) if ci else "–"),
                 Cell(c.test or "–"),
                 Cell(format_p(c.p_value)),
                 Cell(format_p(c.p_holm)),
@@ -465,18 +564,25 @@ def comparisons_grid(report: Report, reported: ReportedScores | None = None) -> 
     headers = ["a", "b", "benchmark", "a - b", "95% interval (paired)", "test", "p", "p (Holm)", "result"]
     notes = [
         f"{holm_family(report)} Items matched by id. Interval: normal, on the variance of the paired "
-        "item bootstrap (closed form; delta method for IFEval). significant: Holm-adjusted p < "
-        f"alpha = {report.settings.alpha}."
+        "item bootstrap (closed form; delta method for IFEval); Wilson bounds on the two discordant "
+        "proportions where items that differ are too few for it. significant: Holm-adjusted p < "
+        f"alpha = {report.settings.alpha}. {SIGNIFICANCE_NOTE}"
     ]
+    if any(c.mark == LIMITED_MARK for row in rows for c in row):
+        notes.append(PARTIAL_NOTE)
     count = f"{len(rows)} comparison{'s' if len(rows) != 1 else ''}"
     return Grid(f"Model vs model on the same items ({count})", headers, rows, notes)
 
 
 CLAIM_VERDICTS = (
-    "Verdicts: supported (every comparison significant with the claimed sign); contradicted (one "
-    "significant the other way); smaller than claimed / larger than claimed (the claimed direction, "
-    "but the effect's interval lies below / above the paper's reported difference); inconclusive "
-    "(otherwise, or results missing). p: the largest of the claim's comparisons (intersection-union)."
+    "Verdicts: supported (every comparison significant in the claimed direction and, where the claim "
+    "states a size, its whole 95% interval inside the claimed size ± its tolerance); consistent, too "
+    "wide to confirm the size (significant in the claimed direction; the interval overlaps the "
+    "claimed size ± its tolerance but is not inside it); smaller than claimed / larger than claimed "
+    "(significant in the claimed direction, but the interval lies entirely below / above the claimed "
+    "size ± its tolerance); contradicted (one significant the other way); inconclusive (otherwise: "
+    "not significant, results missing or partial). p: the largest of the claim's comparisons, "
+    f"unadjusted (intersection-union). {SIGNIFICANCE_NOTE}"
 )
 
 
@@ -638,7 +744,7 @@ def claims_document(report: Report) -> str:
                 Cell(c.what),
                 Cell(c.verdict),
                 Cell(_fmt(c.effect, 3 if c.test == "Spearman" else 2)),
-                Cell(f"[{c.interval[0]:.2f}, {c.interval[1]:.2f}]" if c.interval else "–"),
+                Cell(_bounds(_num(c.interval[0]), _num(c.interval[1])) if c.interval else "–"),
                 Cell(_fmt(c.reported_effect, 2)),
                 Cell(c.test or "–"),
                 Cell(format_p(c.p_value)),
