@@ -58,6 +58,17 @@ def test_matches_the_paper(index: int | None, evaluated: list[regression.Case]) 
         pytest.fail(case.explain(), pytrace=False)
 
 
+@pytest.mark.regression
+def test_the_gate_judged_something(evaluated: list[regression.Case]) -> None:
+    """A folder named in SMOLTULU_RESULTS with nothing judged fails; so, in strict mode
+    (SMOLTULU_STRICT=1), does a run whose every judged case is inconclusive."""
+    why = regression.gate(evaluated, named_folder=regression.named(), strict_mode=regression.strict())
+    if why:
+        pytest.fail(why, pytrace=False)
+    if not any(c.stat and c.stat.verdict for c in evaluated):
+        pytest.skip(f"nothing judged under {regression.judged_folder()}")
+
+
 # --------------------------------------------------------------------------- the check itself
 
 

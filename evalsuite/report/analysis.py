@@ -28,9 +28,9 @@ from evalsuite import results as results_fmt
 from evalsuite.report import claims as claims_mod
 from evalsuite.report import item_stats, stats, verdicts
 from evalsuite.report.item_stats import Paired
-from evalsuite.report.stats import CONFIDENCE
 from evalsuite.report.reported import Metric, Reported, ReportedScores
 from evalsuite.report.result_set import Run, group_problem, seed_groups
+from evalsuite.report.stats import CONFIDENCE
 from evalsuite.sharpness.record import Measurement
 
 FORMAT = "smoltulu-tables/1"
@@ -235,7 +235,8 @@ def _section_stats(
         run.items["rewardbench"], settings.resamples, rng_for(settings, run.label, "rb-sections")
     )
     with_rb = [r for r in group if "rewardbench" in r.items]
-    per_seed = {key: [item_stats.section_point(r.items["rewardbench"])[key] for r in with_rb] for key in point}
+    sections = [item_stats.section_point(r.items["rewardbench"]) for r in with_rb]
+    per_seed = {key: [found[key] for found in sections] for key in point}
     out = []
     for key in point:
         metric = Metric("rewardbench", key)
@@ -334,6 +335,8 @@ def seed_comparison(a: Sequence[Run], b: Sequence[Run], bench: str) -> Paired | 
     va = [r.items[bench].headline for r in a]
     vb = [r.items[bench].headline for r in b]
     n = a[0].items[bench].n
+    if len(set(va)) == 1 and len(set(vb)) == 1:  # no spread on either side: t is undefined
+        return f"{bench}: the training seeds' scores do not vary, so a t test over seeds is undefined"
     fixed_b = len(b) == 1 and not b[0].retrained
     fixed_a = len(a) == 1 and not a[0].retrained
     if fixed_a or fixed_b:

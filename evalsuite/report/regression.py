@@ -5,7 +5,11 @@ reproduced" (evalsuite.report.verdicts: the gap beyond the harness tolerance, wi
 the training seeds of a retrained recipe) and is skipped, with the numbers, when "inconclusive".
 Results of models the paper does not report, partial runs (--limit, --sample, fewer items than
 the full set) and simulated results are skipped with the reason. The seeds of one retrained
-recipe are one case.
+recipe are one case, and every seed passes those checks.
+
+The gate as a whole (`gate`): a folder named in SMOLTULU_RESULTS where nothing was judged
+(empty, only partial, only simulated) fails, and in strict mode (SMOLTULU_STRICT=1) so does a run
+whose every judged case is inconclusive; by default an inconclusive case is a visible skip.
 """
 
 from __future__ import annotations
@@ -21,11 +25,27 @@ from evalsuite.report.analysis import ScoreStat
 from repro.errors import UsageError
 
 ENV = "SMOLTULU_RESULTS"
+STRICT_ENV = "SMOLTULU_STRICT"
 ALPHA = 0.05
 
 
 def results_dir() -> Path:
     return Path(os.environ.get(ENV, "results"))
+
+
+def named() -> bool:
+    """The user named the results folder (SMOLTULU_RESULTS), rather than the default ./results."""
+    return bool(os.environ.get(ENV))
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def judged_folder() -> str:
+    """Which folder the gate reads, and why: said in every summary, never silent."""
+    where = results_dir().resolve()
+    return f"{where} ({ENV})" if named() else f"{where} (the default: {ENV} is not set)"
 
 
 def named_folder_missing() -> str | None:
@@ -103,14 +123,18 @@ def plan(dirs: Sequence[Path], *, include_simulated: bool = False) -> list[Case]
     for label, group in result_set.seed_groups(runs).items():
         run = group[0]
         where = run.path.parent.name if len(group) == 1 else f"{len(group)}-seeds"
-        why = _eligibility(run, scores, include_simulated)
+        found = (_eligibility(r, scores, include_simulated) for r in group)
+        why = next((w for w in found if w), None) or result_set.group_problem(group)
+        if why and len(group) > 1 and not why.startswith(("partial", "refused")):
+            why = f"a pooled training seed: {why}"
         if why:
             cases.append(Case(f"{label}@{where}", run.path, skip=why))
             continue
         for bench in run.results.benchmarks:
             keys = [None, *(reported.SCORE_KEYS.get(bench, ()))]
             for metric in (reported.Metric(bench, k) for k in keys):
-                case = Case(f"{label}-{metric}", run.path, str(metric), real=not run.simulated)
+                real = not any(r.simulated for r in group)
+                case = Case(f"{label}-{metric}", run.path, str(metric), real=real)
                 case.group = [r.path for r in group]
                 if scores.get(label, metric) is None:
                     case.skip = f"the paper reports no {metric} score for {label}"
@@ -147,16 +171,41 @@ def evaluate(cases: Sequence[Case], *, alpha: float = ALPHA, resamples: int = 10
 
 
 def summary(cases: Sequence[Case]) -> str:
-    """One line for the end of a regression run: what real evidence was checked, and how it came out."""
+    """One line for the end of a regression run: which folder, what real evidence was checked, how it
+    came out, and which cases were inconclusive (skipped, not passed)."""
     real = [c for c in cases if c.real]
     files = {c.path for c in real}
     verdict = {v: sum(1 for c in real if c.stat and c.stat.verdict == v) for v in verdicts.VERDICTS}
     skipped = sum(1 for c in cases if c.skip and not c.inconclusive)
+    undecided = [c.id for c in real if c.inconclusive]
+    listed = f" (skipped, not passed: {', '.join(undecided)})" if undecided else ""
     return (
-        f"regression: {len(files)} real (non-simulated, full) results checked, {len(real)} scores: "
-        + ", ".join(f"{n} {v}" for v, n in verdict.items())
-        + f"; {skipped} cases skipped"
+        f"regression on {judged_folder()}: {len(files)} real (non-simulated, full) results checked, "
+        f"{len(real)} scores: {verdict['reproduced']} reproduced, {verdict['not reproduced']} not "
+        f"reproduced, {verdict['inconclusive']} inconclusive{listed}; {skipped} other cases skipped"
     )
+
+
+def gate(cases: Sequence[Case], *, named_folder: bool, strict_mode: bool) -> str | None:
+    """Why the regression run as a whole fails (None when it does not).
+
+    A named folder must hold something judged: a gate that passes on nothing is no gate. In
+    strict mode a run whose every judged case is inconclusive fails too.
+    """
+    judged = [c for c in cases if c.stat is not None and c.stat.verdict is not None]
+    if named_folder and not judged:
+        reasons = sorted({(c.error or c.skip or "not compared").split(":")[0] for c in cases})
+        why = "; ".join(reasons) if reasons else "no results.json under it"
+        return (
+            f"{ENV}={os.environ.get(ENV, '')} judged nothing ({len(cases)} cases: {why}); point it at "
+            "full, non-simulated `python -m evalsuite run` output of models the paper reports"
+        )
+    if strict_mode and judged and all(c.inconclusive for c in judged):
+        return (
+            f"strict mode ({STRICT_ENV}=1): every one of the {len(judged)} judged cases is inconclusive: "
+            + "; ".join(c.explain() for c in judged[:3])
+        )
+    return None
 
 
 def collect(
