@@ -285,3 +285,11 @@ def test_summary_says_which_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "the default: SMOLTULU_RESULTS is not set" in regression.summary([])
     monkeypatch.setenv(regression.ENV, str(tmp_path))
     assert f"{tmp_path.resolve()} (SMOLTULU_RESULTS)" in regression.summary([])
+
+
+def test_converted_data_is_partial_and_never_judged(tmp_path: Path) -> None:
+    note = "the text conversion of HellaSwag (tagged endings lost their space)"
+    settings = {"converted_data": {"hellaswag": note}}
+    simulate.write_results(tmp_path / "dpo-1130", "dpo-1130", {"hellaswag": 61.1}, seed=1, settings=settings)
+    (case,) = regression.collect([tmp_path], include_simulated=True)
+    assert case.skip and "converted data" in case.skip and not case.failed

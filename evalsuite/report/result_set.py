@@ -83,6 +83,11 @@ class Run:
         sample = self.results.settings.get("sample")
         if sample is not None:
             return f"--sample {sample} run (a seeded sample of items per (sub)task)"
+        converted = self.results.settings.get("converted_data") or {}
+        if isinstance(converted, dict) and converted:
+            return "converted data (not the original rows): " + "; ".join(
+                f"{name}: {note}" for name, note in sorted(converted.items())
+            )
         short = []
         for name, bench in self.results.benchmarks.items():
             full = registry.full_items(name)
