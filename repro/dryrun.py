@@ -55,8 +55,12 @@ def render(recipe: Recipe, plan: BatchPlan | None, lock: lockfile.Lock, output_d
 
         lines += [
             "",
+            *rlvr.describe_rollout(recipe),
+            "",
             "RLVR trainer: TRL RLOOTrainer, not the card's PPO (TRL 1.x has none; repro/recipes/_rlvr.yaml); "
-            "rewards from repro/verifiers.py (GSM8K, MATH, IFEval); generation with "
+            "it clips the whole sequence's importance ratio where PPO clips each token's (the fraction "
+            "clipped is recorded in manifest.json); rewards from repro/verifiers.py (GSM8K, MATH, IFEval "
+            f"by {recipe.hp('ifeval_reward')}); generation with "
             + ("vLLM (installed, GPU present)" if rlvr.use_vllm() else "transformers (vLLM needs a GPU)"),
         ]
     from repro import chat_templates

@@ -135,7 +135,7 @@ def dataset_input(req: Request) -> tuple[Resolved, Any]:
     if req.recipe.stage == "rlvr":  # every row must name a verifier that can score it
         from repro import verifiers
 
-        verifiers.check_rows(dataset, str(resolved.path))
+        verifiers.check_rows(dataset, str(resolved.path), req.recipe.hp("ifeval_reward"))
     return resolved, dataset
 
 
@@ -292,6 +292,10 @@ def _refuse_other_settings(
 
 def train(req: Request, argv: list[str]) -> Path:
     """Train `req` into req.out: one process writes a run folder at a time (repro.run_lock)."""
+    if req.profile == "smoke" and req.recipe.stage == "rlvr":  # one device's rollout: 24 rows fill it
+        from repro.stages.rlvr import one_device
+
+        req = one_device(req)
     main = _is_main_process()
     if main:
         run_lock.refuse_if_held(req.out)  # say so now, not after minutes of loading
@@ -419,16 +423,27 @@ def _train(
     return req.out
 
 
+CLIP_KEYS = ("clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean")  # TRL RLOO's logs
+
+
 def _rlvr_record(trainer: Any, config: Any) -> dict[str, Any]:
     """The trainer actually run, its generation backend and each step's verifier and reward figures."""
-    keys = ("reward", "rlvr/verified", "rlvr/truncated", "kl")
+    keys = ("reward", "rlvr/verified", "rlvr/truncated", "kl", *CLIP_KEYS)
     steps = [
         {"step": e["step"], **{k: e[k] for k in keys if k in e}}
         for e in trainer.state.log_history
         if "loss" in e and any(k in e for k in keys)  # generation steps (a rollout is reused num_iterations)
     ]
+    clipped = [e[CLIP_KEYS[0]] for e in trainer.state.log_history if CLIP_KEYS[0] in e]
     return {
         "trainer": type(trainer).__mro__[1].__name__,
+        # TRL's RLOO clips the sequence's ratio (PPO clips each token's): the share of completions clipped
+        "clip_fraction": {
+            "ratio": "sequence",
+            "mean": sum(clipped) / len(clipped) if clipped else None,
+            "max": max(clipped) if clipped else None,
+            "steps": len(clipped),
+        },
         "departure": "PPO on the card; TRL has no PPO trainer, RLOO instead (repro/recipes/_rlvr.yaml)",
         "generation": "vllm" if config.use_vllm else "transformers",
         "max_completion_length": config.max_completion_length,  # SMOKE_COMPLETION_TOKENS in a smoke run

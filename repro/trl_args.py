@@ -21,6 +21,7 @@ STAGE_KEYS = {
     "rlvr": (
         "beta", "max_completion_length", "temperature", "num_generations", "num_iterations", "epsilon",
         "normalize_advantages", "adam_epsilon", "max_prompt_length", "verified_reward", "truncation_penalty",
+        "ifeval_reward",
     ),
 }  # fmt: skip
 # Recipe keys that are not TRL arguments: what each becomes instead.
@@ -32,10 +33,13 @@ TRANSLATED = {
     "(repro/chat_templates.py; the pick is printed at start and recorded in manifest.json)",
     "warmup_ratio": "warmup_steps=ratio (transformers 5 reads a float below 1 as a ratio)",
     # RLVR (repro/stages/rlvr.py over TRL's RLOOTrainer)
-    "rollout_batch_size": "generation_batch_size (completions per generation round, each reused "
-    "num_iterations times)",
-    "total_episodes": "max_steps = total_episodes x num_iterations / effective_batch_size (one optimizer "
-    "step per effective batch of completions, each generation round reused num_iterations times)",
+    "local_rollout_batch_size": "generation_batch_size = local_rollout_batch_size x world_size (completions "
+    "per generation round, each reused num_iterations times; repro.stages.rlvr.Rollout)",
+    "local_mini_batch_size": "effective_batch_size must be local_mini_batch_size x world_size",
+    "world_size": "Tulu 3's learner GPUs: multiplies the per-device rollout and minibatch (not this launch's "
+    "process count, which only splits the effective batch)",
+    "total_episodes": "max_steps = (total_episodes // rollout) x num_iterations x (rollout / effective "
+    "batch), open-instruct's generation rounds times optimizer steps per round",
     "stop_token": "generation stops at the tokenizer's and generation_config's EOS ids (TRL's own rule)",
     "kl_estimator": "RLOO's KL penalty is kl1, log pi - log pi_ref summed over the response (the only one)",
     "deepspeed_stage": "not a TRL argument: launch with accelerate/zero3.yaml",
@@ -97,16 +101,14 @@ def trl_kwargs(recipe: Recipe, plan: BatchPlan, output_dir: str) -> dict[str, An
 
 def rlvr_schedule(recipe: Recipe, plan: BatchPlan) -> dict[str, Any]:
     """Generation round and length of an RLVR run, in TRL's terms (refused when they cannot hold)."""
-    rollout, generations = recipe.hp("rollout_batch_size"), recipe.hp("num_generations")
-    if rollout % plan.effective or rollout % generations:
-        raise UsageError(
-            f"recipe {recipe.name}: rollout_batch_size {rollout} must be a multiple of the effective batch "
-            f"{plan.effective} and of num_generations {generations}"
-        )
+    from repro import verifiers
+    from repro.stages.rlvr import rollout_of
+
+    sizes = rollout_of(recipe)
+    verifiers.check_ifeval_reward(recipe.hp("ifeval_reward"))
     for key, supported in (("stop_token", "eos"), ("kl_estimator", "kl1")):
         if key in recipe.hyperparameters and recipe.hp(key) != supported:
             raise UsageError(
                 f"recipe {recipe.name}: {key} {recipe.hp(key)!r}: RLOO supports only {supported!r}"
             )
-    steps = recipe.hp("total_episodes") * recipe.hp("num_iterations") // plan.effective
-    return {"generation_batch_size": rollout, "max_steps": max(steps, 1)}
+    return {"generation_batch_size": sizes.rollout, "max_steps": max(sizes.optimizer_steps, 1)}

@@ -16,10 +16,11 @@ that never produced an end-of-sequence token (`--non_stop_penalty`).
   (`lm_eval.tasks.hendrycks_math.utils`, identical to open-instruct's math_utils at 816dcbf); the
   Minerva normalisation is written here as it stood at 816dcbf, since lm-eval's has since changed.
 - IFEval rows name one of Tulu 3's constraint functions (open_instruct/if_functions.py) and its
-  arguments as JSON. Each is checked by the suite's IFEval checkers (evalsuite.harness.ifeval_scoring:
-  lm-eval's port of the reference instructions, strict), with the row's arguments translated to
-  the instruction's; `IFEVAL_INSTRUCTIONS` holds the translation and `IFEVAL_DIFFERENCES` every
-  place where the checker's rule differs from Tulu 3's function.
+  arguments as JSON. By default (`ifeval_reward` "open-instruct") the reward is that function's, as
+  Tulu 3's RLVR computed it, bugs included (repro/if_rewards.py). "eval-checkers" checks the row with
+  the suite's IFEval checkers instead (evalsuite.harness.ifeval_scoring: lm-eval's port of the
+  reference instructions, strict), the row's arguments translated to the instruction's
+  (`IFEVAL_INSTRUCTIONS`); `IFEVAL_DIFFERENCES` names every function whose two rewards differ.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from repro import if_rewards
 from repro.errors import UsageError
 
 VERIFIED_REWARD = 10.0  # open-instruct ppo_vllm_thread_ray_gtrl.py: apply_verifiable_reward(verify_reward=10)
@@ -300,30 +302,19 @@ IFEVAL_INSTRUCTIONS: dict[str, Callable[[Mapping[str, Any]], list[Instruction]]]
     "validate_no_commas": _plain("punctuation:no_comma"),
 }
 
-# Where the IFEval checker's rule differs from Tulu 3's function of the same constraint (816dcbf).
-IFEVAL_DIFFERENCES = {
-    "verify_keyword_frequency": "IFEval counts the word case-insensitively as a regex match, Tulu 3 whole "
-    "words; exactly N is IFEval's 'at least N' and 'less than N+1'",
-    "verify_letter_frequency": "IFEval counts case-insensitively, Tulu 3 case-sensitively; exactly N "
-    "as above",
-    "validate_forbidden_words": "IFEval matches whole words, Tulu 3 substrings",
-    "validate_word_constraint": "IFEval counts words with NLTK, Tulu 3 whitespace tokens; 'around' keeps "
-    "Tulu 3's tolerance max(round(N/10), 1)",
-    "verify_sentence_constraint": "IFEval counts sentences with its own splitter, Tulu 3 with a regex; "
-    "'around' keeps Tulu 3's tolerance 1",
-    "validate_frequency_capital_words": "'around' is Tulu 3's exactly N",
-    "validate_sections": "IFEval requires at least N sections, Tulu 3 exactly N",
-    "validate_uppercase": "IFEval also requires the response to be detected as English (langdetect)",
-    "validate_lowercase": "IFEval also requires the response to be detected as English (langdetect)",
-    "verify_paragraph_count": "the rows ask for paragraphs divided by '* * *', IFEval's checker "
-    "(length_constraints:number_paragraphs) splits on '***' only, so Tulu 3's rule is used: split on "
-    "'* * *', every part non-empty, N parts",
-    "validate_placeholders": "Tulu 3's function returns a (bool, list) tuple, which is always true",
-    "validate_highlighted_sections": "IFEval counts non-empty *…* and **…** spans, Tulu 3 every *…*",
-    "validate_choice": "IFEval's constrained_response checker run with the row's options (split on '/' or "
-    "' or ') in place of its fixed three; Tulu 3 iterates the options text character by character, "
-    "which rewards almost nothing",
-}
+# The two IFEval rewards: Tulu 3's own functions (the default) or the evaluation's checkers.
+OPEN_INSTRUCT, EVAL_CHECKERS = IFEVAL_REWARDS = ("open-instruct", "eval-checkers")
+
+# Every Tulu 3 function whose "eval-checkers" reward differs from its "open-instruct" one (816dcbf);
+# the README's table says how. verify_paragraph_count (the checker mode runs Tulu 3's rule, as no
+# IFEval checker splits on the rows' '* * *') and validate_no_commas are the same in both.
+IFEVAL_DIFFERENCES = frozenset(IFEVAL_INSTRUCTIONS) - {"verify_paragraph_count", "validate_no_commas"}
+
+
+def check_ifeval_reward(value: Any) -> str:
+    if value not in IFEVAL_REWARDS:
+        raise UsageError(f"ifeval_reward {value!r}: expected {' or '.join(IFEVAL_REWARDS)}")
+    return value
 
 
 def ifeval_instructions(ground_truth: str | Mapping[str, Any]) -> list[Instruction]:
@@ -369,10 +360,14 @@ def _star_paragraphs(text: str, n: Any) -> bool:
     return all(p.strip() for p in parts) and len(parts) == n
 
 
-def verify_ifeval(response: str, ground_truth: str | Mapping[str, Any], prompt: str = "") -> bool:
+def verify_ifeval(
+    response: str, ground_truth: str | Mapping[str, Any], prompt: str = "", ifeval_reward: str = OPEN_INSTRUCT
+) -> bool:
     from evalsuite.harness.ifeval_scoring import score_item
 
     text = _response(response)
+    if check_ifeval_reward(ifeval_reward) == OPEN_INSTRUCT:
+        return if_rewards.verify(text, ground_truth)
     instructions = ifeval_instructions(ground_truth)
     if instructions and instructions[0][0] == CHOICE:
         return _choice_followed(instructions[0][1]["options"], text)
@@ -392,7 +387,9 @@ def prompt_text(messages: list[Mapping[str, Any]]) -> str:
     return users[-1] if users else ""
 
 
-def verify(response: str, ground_truth: Any, dataset: str, prompt: str = "") -> bool:
+def verify(
+    response: str, ground_truth: Any, dataset: str, prompt: str = "", ifeval_reward: str = OPEN_INSTRUCT
+) -> bool:
     """The row's verifier on one response (no length penalty: see `reward`)."""
     kind = str(dataset).lower()
     if kind == "gsm8k":
@@ -400,20 +397,27 @@ def verify(response: str, ground_truth: Any, dataset: str, prompt: str = "") -> 
     if kind == "math":
         return verify_math(response, ground_truth)
     if kind == "ifeval":
-        return verify_ifeval(response, ground_truth, prompt)
+        return verify_ifeval(response, ground_truth, prompt, ifeval_reward)
     raise UsageError(f"dataset {dataset!r} has no verifier; expected one of {', '.join(DATASETS)}")
 
 
 def reward(
-    response: str, ground_truth: Any, dataset: str, *, truncated: bool, penalty: float, prompt: str = ""
+    response: str,
+    ground_truth: Any,
+    dataset: str,
+    *,
+    truncated: bool,
+    penalty: float,
+    prompt: str = "",
+    ifeval_reward: str = OPEN_INSTRUCT,
 ) -> float:
     """Tulu 3's score: `penalty` for a response cut at the limit, else 10 when verified, else 0."""
     if truncated:
         return float(penalty)
-    return VERIFIED_REWARD if verify(response, ground_truth, dataset, prompt) else 0.0
+    return VERIFIED_REWARD if verify(response, ground_truth, dataset, prompt, ifeval_reward) else 0.0
 
 
-def row_problem(row: Mapping[str, Any]) -> str | None:
+def row_problem(row: Mapping[str, Any], ifeval_reward: str = OPEN_INSTRUCT) -> str | None:
     """What makes an RLVR row unusable (its verifier could not run on it), or None."""
     from evalsuite.harness.ifeval_scoring import doc_problem
 
@@ -426,6 +430,8 @@ def row_problem(row: Mapping[str, Any]) -> str | None:
         return "ground_truth is empty"
     if kind.lower() != "ifeval":
         return None
+    if check_ifeval_reward(ifeval_reward) == OPEN_INSTRUCT:
+        return if_rewards.row_problem(truth)
     try:
         instructions = ifeval_instructions(truth)
     except UsageError as exc:
@@ -446,9 +452,9 @@ def row_problem(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_rows(dataset: Any, where: str) -> None:
+def check_rows(dataset: Any, where: str, ifeval_reward: str = OPEN_INSTRUCT) -> None:
     """Refuse a data set with a row no verifier can score, naming the first such row."""
     for index, row in enumerate(dataset):
-        problem = row_problem(row)
+        problem = row_problem(row, ifeval_reward)
         if problem:
             raise UsageError(f"{where}: row {index}: {problem}")

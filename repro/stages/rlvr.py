@@ -7,6 +7,12 @@ of the prompt's other samples (repro/recipes/_rlvr.yaml lists what cannot apply)
 RLVR rows (`messages`, `ground_truth`, `dataset`): the prompt is `messages` without a final assistant
 turn, rendered with the selected chat template and its generation prompt, as open-instruct's
 SFTGroundTruthDatasetProcessor does; prompts over `max_prompt_length` tokens are dropped and counted.
+
+Batch sizes are open-instruct's: a per-device rollout and minibatch (the card's 32, as Tulu 3's
+`--local_rollout_batch_size` / `--local_mini_batch_size`) times the recipe's `world_size` (`Rollout`).
+TRL's RLOO clips the importance ratio of the whole sequence where open-instruct's PPO clips each
+token's (TRL 1.x offers token-level ratios only in GRPO); the fraction of completions it clipped is
+logged each step and recorded in the manifest (`clip_fractions`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from trl import RLOOConfig
 
 from repro import chat_templates, stages, verifiers
 from repro.chat_templates import Selection
+from repro.errors import UsageError
 
 KEEP = ("prompt", "ground_truth", "dataset")
 
@@ -35,6 +42,97 @@ class RLVRConfig(RLOOConfig):
     truncation_penalty: float = field(
         default=-10.0, metadata={"help": "reward of a response that never produced an EOS token"}
     )
+    ifeval_reward: str = field(
+        default=verifiers.OPEN_INSTRUCT,
+        metadata={"help": "IFEval rewards: open-instruct (Tulu 3's functions) or eval-checkers"},
+    )
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Tulu 3's generation round and minibatch, as open-instruct 816dcbf sizes them
+    (ppo_vllm_thread_ray_gtrl.py): per-device sizes x world size, rounds = episodes // rollout."""
+
+    local_rollout: int  # completions per device per generation round (--local_rollout_batch_size)
+    local_minibatch: int  # completions per device per optimizer step (--local_mini_batch_size)
+    world_size: int  # learner GPUs (--actor_num_gpus_per_node summed)
+    total_episodes: int
+    epochs: int  # PPO epochs over each round (num_iterations)
+
+    @property
+    def rollout(self) -> int:
+        return self.local_rollout * self.world_size
+
+    @property
+    def minibatch(self) -> int:
+        return self.local_minibatch * self.world_size
+
+    @property
+    def rounds(self) -> int:  # open-instruct's num_training_steps
+        return self.total_episodes // self.rollout
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.rounds * self.epochs * (self.rollout // self.minibatch)
+
+
+KEYS = ("local_rollout_batch_size", "local_mini_batch_size", "world_size")
+
+
+def rollout_of(recipe: Any) -> Rollout:
+    """The recipe's rollout sizes, refused (one line) when they cannot make Tulu 3's schedule."""
+    for key in KEYS:
+        value = recipe.hp(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"recipe {recipe.name}: {key} {value!r} must be a whole number, at least 1")
+    sizes = Rollout(*(recipe.hp(k) for k in KEYS), recipe.hp("total_episodes"), recipe.hp("num_iterations"))
+    generations, effective = recipe.hp("num_generations"), recipe.hp("effective_batch_size")
+    if sizes.local_rollout % sizes.local_minibatch or sizes.rollout % generations:
+        raise UsageError(
+            f"recipe {recipe.name}: local_rollout_batch_size {sizes.local_rollout} must be a multiple of "
+            f"local_mini_batch_size {sizes.local_minibatch}, and the rollout {sizes.rollout} of "
+            f"num_generations {generations}"
+        )
+    if effective != sizes.minibatch:
+        raise UsageError(
+            f"recipe {recipe.name}: effective_batch_size {effective} must be local_mini_batch_size "
+            f"{sizes.local_minibatch} x world_size {sizes.world_size} = {sizes.minibatch}; override both"
+        )
+    return sizes
+
+
+def one_device(req: Any) -> Any:
+    """A run request with one device's rollout and minibatch (world_size 1, recorded as overrides): the
+    smoke profile's, whose 24 rows could not fill a round of the full world size's 112 prompts."""
+    from dataclasses import replace
+
+    from repro.recipe import apply_overrides, plan_batch
+
+    one = apply_overrides(
+        req.recipe, ["world_size=1", f"effective_batch_size={req.recipe.hp('local_mini_batch_size')}"]
+    )
+    return replace(req, recipe=one, plan=plan_batch(one.hp("effective_batch_size"), req.plan.world_size))
+
+
+def describe_rollout(recipe: Any) -> list[str]:
+    """The dry run's account of the rollout sizes, each with its source."""
+    sizes = rollout_of(recipe)
+    src = {k: recipe.hyperparameters[k].source for k in (*KEYS, "total_episodes", "num_iterations")}
+    prompts = sizes.rollout // recipe.hp("num_generations")
+    return [
+        "RLVR rollout and minibatch (open-instruct: per device x world size):",
+        f"  per device: rollout {sizes.local_rollout} [{src['local_rollout_batch_size']}], minibatch "
+        f"{sizes.local_minibatch} [{src['local_mini_batch_size']}]",
+        f"  world size {sizes.world_size} [{src['world_size']}]",
+        f"  global: rollout {sizes.local_rollout} x {sizes.world_size} = {sizes.rollout} completions per "
+        f"generation round ({prompts} prompts x num_generations {recipe.hp('num_generations')}) = TRL "
+        f"generation_batch_size; minibatch {sizes.local_minibatch} x {sizes.world_size} = {sizes.minibatch} "
+        "= effective_batch_size, one optimizer step",
+        f"  {sizes.total_episodes:,} episodes [{src['total_episodes']}] // {sizes.rollout} = "
+        f"{sizes.rounds:,} rounds x {sizes.epochs} epochs [{src['num_iterations']}] x "
+        f"{sizes.rollout // sizes.minibatch} minibatch(es) = {sizes.optimizer_steps:,} optimizer steps "
+        "(TRL max_steps)",
+    ]
 
 
 def _prompt(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -70,9 +168,12 @@ class VerifiableReward:
 
     __name__ = "verifiable_reward"  # TRL names a reward function's logs by it
 
-    def __init__(self, verified_reward: float, penalty: float) -> None:
+    def __init__(
+        self, verified_reward: float, penalty: float, ifeval_reward: str = verifiers.OPEN_INSTRUCT
+    ) -> None:
         self.verified_reward = verified_reward
         self.penalty = penalty
+        self.ifeval_reward = verifiers.check_ifeval_reward(ifeval_reward)
         self.eos_token_ids: tuple[int, ...] = ()
 
     def __call__(
@@ -91,7 +192,7 @@ class VerifiableReward:
         ):
             text = completion[-1]["content"] if isinstance(completion, list) else completion
             asked = verifiers.prompt_text(prompt) if isinstance(prompt, list) else str(prompt)
-            ok = verifiers.verify(text, truth, kind, asked)
+            ok = verifiers.verify(text, truth, kind, asked, self.ifeval_reward)
             truncated = not ids or ids[-1] not in self.eos_token_ids
             verified += ok
             cut += truncated
@@ -127,6 +228,14 @@ def trainer_class() -> type:
     return RLVRTrainer
 
 
+def policy_dtype(config: Any) -> str:
+    """bfloat16 on a GPU, as Tulu 3 loaded its policy (DeepSpeed, as accelerate/zero3.yaml launches it,
+    keeps float32 master weights in the optimizer); float32 on CPU, where bf16 matmuls are slow."""
+    import torch
+
+    return "bfloat16" if config.bf16 and torch.cuda.is_available() and not config.use_cpu else "float32"
+
+
 def build(
     model_dir: Path, tokenizer: Any, dataset: Any, config: Any, template: Selection | None = None
 ) -> Any:
@@ -144,9 +253,9 @@ def build(
         from repro.errors import UsageError
 
         raise UsageError(f"every prompt is longer than max_prompt_length {config.max_prompt_length} tokens")
-    # The reference (beta > 0) is loaded by TRL from the same folder as the policy.
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
-    reward = VerifiableReward(config.verified_reward, config.truncation_penalty)
+    # The reference (beta > 0) is loaded by TRL from the same folder as the policy, in its dtype.
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy_dtype(config))
+    reward = VerifiableReward(config.verified_reward, config.truncation_penalty, config.ifeval_reward)
     trainer = trainer_class()(
         model=model, args=config, train_dataset=rows, processing_class=tokenizer, reward=reward
     )
