@@ -67,6 +67,8 @@ def test_the_gate_judged_something(evaluated: list[regression.Case]) -> None:
         pytest.fail(why, pytrace=False)
     if not any(c.stat and c.stat.verdict for c in evaluated):
         pytest.skip(f"nothing judged under {regression.judged_folder()}")
+    if all(c.inconclusive for c in evaluated if c.stat and c.stat.verdict):
+        pytest.skip(f"every judged case is inconclusive ({regression.STRICT_ENV}=1 makes this a failure)")
 
 
 # --------------------------------------------------------------------------- the check itself
