@@ -119,6 +119,7 @@ def evaluate(
     names = registry.parse_list(",".join(benchmarks) if benchmarks else None, kind)
     label = results_io.check_label(label) if label is not None else _label(model, res)
     folder = Path(output) / label
+    run_folder.refuse_overlap(folder, [res.path, data_dir])  # before anything is read or written
     run_lock.refuse_if_held(folder)  # before the slow checks below; `owned` takes the lock itself
     pairs = None
     if kind == "reward-model":  # every row checked before anything is loaded or written
@@ -138,7 +139,8 @@ def evaluate(
                     converted[name] = note
         settings = {**(settings or {}), "converted_data": converted}
     identity = run_folder.model_identity(res.path)
-    with run_folder.owned(folder, identity, force=force, what=f"evalsuite run --model {model}") as pending:
+    what = f"evalsuite run --model {model}"
+    with run_folder.owned(folder, identity, force=force, what=what, inputs=[data_dir]) as pending:
         results = _evaluate_into(
             folder,
             pending,

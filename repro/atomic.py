@@ -9,9 +9,11 @@ raises WriteError, a UsageError: one line, exit 2, and the temp file is gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +30,23 @@ class WriteError(UsageError):
 def write_error(path: Path, exc: OSError, what: str = "") -> WriteError:
     reason = exc.strerror or str(exc)
     return WriteError(f"cannot write {path}: {reason}{what}")
+
+
+def open_in_place(path: Path, flags: int, mode: int = 0o666) -> int:
+    """os.open for a file written in place (a lock, an append-only cache): never through a symbolic
+    link, and only a regular file, so a link planted in the folder cannot redirect the write."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(
+                f"{path} is a symbolic link; the suite writes only files it made: remove it"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{path} is not a regular file; remove it")
+    return fd
 
 
 def temp_sibling(final: Path, tag: str = "") -> Path:

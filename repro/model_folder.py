@@ -10,10 +10,13 @@ evaluation refuse the same folders with the same one-line error:
 - weights other than safetensors only (README: safetensors only; pickle `.bin`/`.pt` files can
   run code when loaded), none at all, a shard the index names that is missing, or a safetensors
   file whose header does not describe the file (truncated, torn or not safetensors);
+- weights that do not match config.json: a parameter the architecture needs that no shard holds
+  (transformers would initialise it at random and carry on), or a tensor no parameter takes;
 - no tokenizer files.
 
-Only safetensors headers are read (the tensors are memory-mapped, never loaded), so the check
-costs milliseconds even for a sharded 8B model.
+Only safetensors headers are read (the tensors are memory-mapped, never loaded), and the expected
+parameter names come from the architecture built on the meta device (no memory), so the check
+costs well under a second even for a sharded 8B model.
 """
 
 from __future__ import annotations
@@ -120,19 +123,83 @@ def _weight_files(folder: Path) -> list[Path]:
     raise UsageError(f"{folder}: no model weights (no *.safetensors file)")
 
 
-def _check_weights(folder: Path) -> None:
+def _check_weights(folder: Path) -> set[str]:
+    """Every shard whole; returns the tensor names the shards hold."""
     from safetensors import safe_open
 
+    names: set[str] = set()
     for shard in _weight_files(folder):
         try:
-            with safe_open(str(shard), framework="numpy"):
-                pass
+            with safe_open(str(shard), framework="numpy") as handle:
+                names.update(handle.keys())
         except Exception as exc:  # safetensors raises its own SafetensorError, or OSError
             reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             raise UsageError(
                 f"{folder}: {shard.name} is not a whole safetensors file ({reason}): truncated or torn "
                 "by an interrupted write or download; fetch or copy it again"
             ) from None
+    return names
+
+
+def _expected_parameters(folder: Path) -> tuple[list[set[str]], str, list[str]]:
+    """The architecture's parameters from config.json, built on the meta device: one set of names
+    per tensor (tied weights share one), the base-model prefix, and the class's ignore patterns."""
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    names = [a for a in (getattr(config, "architectures", None) or []) if isinstance(a, str)]
+    cls = getattr(transformers, names[0], None) if names else None
+    if cls is None or not hasattr(cls, "_from_config"):
+        cls = transformers.AutoModelForCausalLM
+    with torch.device("meta"):
+        model = (
+            cls.from_config(config) if cls is transformers.AutoModelForCausalLM else cls._from_config(config)
+        )
+    model.tie_weights()
+    groups: dict[int, set[str]] = {}
+    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers()]:
+        groups.setdefault(id(tensor), set()).add(name)
+    persistent = set(model.state_dict())
+    sets = [{n for n in g if n in persistent} for g in groups.values()]
+    ignore = [
+        *(getattr(model, "_keys_to_ignore_on_load_unexpected", None) or []),
+        *(getattr(model, "_keys_to_ignore_on_load_missing", None) or []),
+    ]
+    return [g for g in sets if g], str(getattr(model, "base_model_prefix", "") or ""), ignore
+
+
+def _check_parameters(folder: Path, stored: set[str]) -> None:
+    """Refuse weights that leave a parameter of the architecture unfilled, or hold extra tensors."""
+    import re
+
+    try:
+        expected, prefix, ignore = _expected_parameters(folder)
+    except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise UsageError(f"{folder}: config.json does not build a model ({reason})") from None
+
+    def bare(name: str) -> str:
+        return name.removeprefix(prefix + ".") if prefix else name
+
+    have = {bare(n) for n in stored}
+    missing = sorted(min(g) for g in expected if not any(bare(n) in have for n in g))
+    known = {bare(n) for g in expected for n in g}
+    extra = sorted(n for n in have if n not in known and not any(re.search(p, n) for p in ignore))
+    missing = [n for n in missing if not any(re.search(p, n) for p in ignore)]
+    if missing or extra:
+        said = []
+        if missing:
+            said.append(
+                f"{len(missing)} parameters config.json needs are in no weight file "
+                f"({', '.join(missing[:3])})"
+            )
+        if extra:
+            said.append(f"{len(extra)} tensors fit no parameter ({', '.join(extra[:3])})")
+        raise UsageError(
+            f"{folder}: the weights do not match config.json: {'; '.join(said)}; they would be left "
+            "randomly initialised or dropped. Use the config.json saved with these weights"
+        )
 
 
 def _check_tokenizer(folder: Path) -> None:
@@ -149,6 +216,6 @@ def check(folder: Path) -> Path:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such directory")
     _check_config(folder)
-    _check_weights(folder)
+    _check_parameters(folder, _check_weights(folder))
     _check_tokenizer(folder)
     return folder

@@ -229,12 +229,24 @@ def _remove_created(created: list[Path]) -> None:
         shutil.rmtree(created[0], ignore_errors=True)
 
 
+LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")  # torchrun / accelerate set all
+
+
 def _is_main_process() -> bool:
-    """Rank 0 of a launch (accelerate/torchrun set RANK), or a plain single-process run."""
+    """Rank 0 of a multi-process launch, or any single-process run.
+
+    A launch counts as distributed only when the launcher's whole environment says so: WORLD_SIZE
+    above 1 and every one of LAUNCHER_VARIABLES. One stray variable (RANK=1 left in a shell) must not
+    switch off the output checks, the lock and the run.json comparison that rank 0 performs.
+    """
+    env = os.environ
     try:
-        return int(os.environ.get("RANK", "0")) == 0
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
     except ValueError:
         return True
+    launched = world > 1 and all(env.get(k) for k in LAUNCHER_VARIABLES)
+    return not launched or rank == 0
 
 
 def _out_of_space(exc: BaseException) -> bool:

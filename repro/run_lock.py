@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro import atomic
 from repro.errors import UsageError
 
 LOCK_NAME = ".lock"
@@ -72,7 +73,7 @@ def acquire(folder: Path, what: str) -> Held:
     tries = 0
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = atomic.open_in_place(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UsageError(f"cannot write {folder}: {exc.strerror}") from None
         try:
@@ -118,8 +119,8 @@ def holder(folder: Path) -> str | None:
 
     path = Path(folder) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = atomic.open_in_place(path, os.O_RDONLY)
+    except (OSError, UsageError):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from lm_eval.api.model import LM
 from tqdm import tqdm
 
 from repro import atomic
+from repro.errors import UsageError
 
 
 def request_key(kind: str, args: tuple[Any, ...]) -> str:
@@ -47,7 +49,8 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 
 
 def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    """A finite number: a cached NaN is damage, recomputed (and then refused) like any other."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 # The shape an answer of each request kind has; a cached answer of another shape (a line written by
@@ -136,7 +139,8 @@ class ResumableLM(LM):
         ).encode("utf-8")
         try:
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            with self.cache_file.open("a+b", buffering=0) as handle:
+            fd = atomic.open_in_place(self.cache_file, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            with os.fdopen(fd, "a+b", buffering=0) as handle:
                 start = handle.seek(0, os.SEEK_END)
                 if start:
                     handle.seek(start - 1)
@@ -180,6 +184,8 @@ class ResumableLM(LM):
         for chunk in pending:
             batch = [requests[i] for i in chunk]
             answers = call(batch)
+            if kind != "generate_until":
+                _refuse_non_finite(kind, answers)
             rows = []
             for i, answer in zip(chunk, answers, strict=True):
                 answer = list(answer) if isinstance(answer, tuple) else answer
@@ -221,3 +227,15 @@ class ResumableLM(LM):
             requests,
             lambda b: self.inner.generate_until(self._with_extra(b), disable_tqdm=True),
         )
+
+
+def _refuse_non_finite(kind: str, answers: list[Any]) -> None:
+    """A NaN or infinite log-likelihood means broken weights: no score is computed from it (NaN
+    ties would all go to the first choice), and nothing is cached."""
+    for answer in answers:
+        value = answer[0] if isinstance(answer, list | tuple) else answer
+        if not _number(value):
+            raise UsageError(
+                f"the model returned a {kind} of {value!r}: its weights (or their dtype) give non-finite "
+                "log-probabilities; check the model folder (NaN/inf weights, an overflowing float16)"
+            )

@@ -183,8 +183,31 @@ def _remove_if_unused(created: list[Path]) -> None:
             path.rmdir()  # fails (and stops) at the first folder something else was put in
 
 
+def refuse_overlap(folder: Path, inputs: Iterable[Path | str | None]) -> None:
+    """A results folder that is, holds or lies inside an input (the model folder, the outputs file,
+    the data folder) is refused: --force would empty it, and results written into a model folder
+    would change the model's identity."""
+    here = Path(folder).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if here == source or here in source.parents or source in here.parents:
+            raise UsageError(
+                f"the results folder {folder} overlaps the input {given}: write results elsewhere "
+                "(--output or --label)"
+            )
+
+
 @contextlib.contextmanager
-def owned(folder: Path, identity: Identity, *, force: bool = False, what: str) -> Iterator[Path]:
+def owned(
+    folder: Path,
+    identity: Identity,
+    *,
+    force: bool = False,
+    what: str,
+    inputs: Iterable[Path | str | None] = (),
+) -> Iterator[Path]:
     """`with owned(folder, identity, what="evalsuite run ..") as pending:` the run's whole life in its folder.
 
     Holds the folder's run lock (repro/run_lock.py: a second run into it is refused while this one
@@ -192,6 +215,7 @@ def owned(folder: Path, identity: Identity, *, force: bool = False, what: str) -
     the end; on failure, folders this run created are removed again if they hold nothing of use.
     """
     folder = Path(folder)
+    refuse_overlap(folder, [identity.source, *inputs])
     created = _missing_parents(folder)
     try:
         try:

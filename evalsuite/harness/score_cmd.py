@@ -161,7 +161,7 @@ def score(
     folder = output / label
     identity = run_folder.outputs_identity(outputs)
     with run_folder.owned(
-        folder, identity, force=force, what=f"evalsuite score {benchmark} {outputs}"
+        folder, identity, force=force, what=f"evalsuite score {benchmark} {outputs}", inputs=[data_dir]
     ) as pending:
         _write(folder, pending, benchmark, outputs, label, identity, ordered, len(items))
     return folder

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro import atomic
 from repro.errors import UsageError
 from repro.preference import reward_ids
 
@@ -106,7 +108,8 @@ class Cache:
     def append(self, rewards: dict[str, float]) -> None:
         self.rewards.update(rewards)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
+        fd = atomic.open_in_place(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
             if self._torn:
                 handle.write("\n")
                 self._torn = False
@@ -127,7 +130,13 @@ def _forward(rm: RewardModel, batch: list[list[int]]) -> list[float]:
         mask[row, : len(ids)] = 1
     with torch.inference_mode():
         logits = rm.model(input_ids=input_ids.to(rm.device), attention_mask=mask.to(rm.device)).logits
-    return [float(x) for x in logits[:, 0].float().cpu()]
+    rewards = [float(x) for x in logits[:, 0].float().cpu()]
+    if not all(math.isfinite(r) for r in rewards):
+        raise UsageError(
+            "the reward model returned a non-finite reward (NaN or inf): its weights (or their dtype) are "
+            "broken; check the model folder"
+        )
+    return rewards
 
 
 def score_texts(
