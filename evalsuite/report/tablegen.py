@@ -46,7 +46,7 @@ LEGEND = (
     f"the table below it); {REPORTED_MARK}: value reported by the source table (no result here); "
     f"{LIMITED_MARK}: partial evidence - a --limit or --sample run, fewer items than the full set, or "
     "converted data - not a score on the full benchmark, never bold; bold: best in the row among the "
-    f"other values."
+    "other values."
 )
 PARTIAL_NOTE = (
     f"{LIMITED_MARK}: partial evidence (a --limit or --sample run, fewer items than the full set, or "
