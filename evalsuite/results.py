@@ -196,6 +196,10 @@ def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
     for key in ("spec", "label", "kind", "source"):
         _require(model_raw, key, str, f"{where} model")
     model = ModelInfo(**{k: model_raw.get(k) for k in ModelInfo.__dataclass_fields__})
+    try:  # the label reaches file names and the tables' Markdown and LaTeX: the same rule as on writing
+        check_label(model.label, f"{where}: model label")
+    except UsageError as exc:
+        raise UsageError(f"{exc}; the file was edited by hand or is not this suite's") from None
     benches: dict[str, BenchmarkResult] = {}
     for name, b in _require(raw, "benchmarks", dict, where).items():
         bench = bench_registry.BENCHMARKS.get(name)

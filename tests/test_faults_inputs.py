@@ -210,3 +210,17 @@ def test_a_stray_rank_does_not_skip_the_output_check(tmp_path: Path) -> None:
     )  # fmt: skip
     result.assert_usage_error("holds an unfinished run")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------- the request cache key
+
+
+def test_the_hf_cache_key_covers_the_batch_size(tiny_model_dir: Path) -> None:
+    from evalsuite.harness import lm_run
+    from repro.resolve import Resolved
+
+    res = Resolved(tiny_model_dir, "local")
+    keys = {bs: lm_run._fingerprint(res, "hf", "float32", batch_size=bs) for bs in (1, 8, "auto")}
+    assert len(set(keys.values())) == 3  # padding to another batch's longest request moves the last bits
+    vllm = {lm_run._fingerprint(res, "vllm", "bfloat16", batch_size=bs) for bs in (1, 8)}
+    assert len(vllm) == 1  # vLLM's scheduler batches as it likes: the asked size changes nothing

@@ -58,9 +58,14 @@ def _fingerprint(
     dtype: str,
     identity: run_folder.Identity | None = None,
     tensor_parallel: int = 1,
+    batch_size: int | str | None = None,
 ) -> str:
     """What a cached answer depends on: the model's files (all of them, hashed), the backend, the
-    protocol and the tensor-parallel size.
+    protocol, the tensor-parallel size and, on the HF backend, the batch size.
+
+    The HF backend pads each batch to its longest request, and padded matmuls round differently, so
+    log-likelihoods move in their last bits with the batch size: a run resumed at another batch size
+    recomputes rather than mixing the two. (vLLM batches by its own scheduler whatever is asked.)
 
     Tensor parallelism splits every matmul's reduction across GPUs and sums the parts in another
     order, so logits differ in their last bits and a greedy token or a near tie can flip: answers of
@@ -71,6 +76,7 @@ def _fingerprint(
     identity = identity or run_folder.model_identity(res.path)
     key = f"{identity.sha256}|{res.revision}|{backend}|{dtype}|{results_io.PROTOCOL}"
     key += f"|tp={tensor_parallel}" if tensor_parallel > 1 else ""
+    key += f"|bs={batch_size}" if backend == "hf" and batch_size is not None else ""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -461,7 +467,7 @@ def evaluate(
     lm = ResumableLM(
         inner,
         cache_file,
-        fingerprint=_fingerprint(res, backend, dtype, identity, tensor_parallel),
+        fingerprint=_fingerprint(res, backend, dtype, identity, tensor_parallel, batch_size),
         chunk_size=chunk_size,
         progress=progress,
         gen_extra=apply_stop_ids(inner, backend, stops),
