@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,16 +117,31 @@ def test_lock_rejects_a_short_revision(tmp_path: Path) -> None:
 # ------------------------------------------------------------ a fake snapshot and its lock
 
 
+CONFIG = {
+    "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 8, "hidden_size": 4,
+    "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1, "num_key_value_heads": 1,
+    "tie_word_embeddings": True,
+}  # fmt: skip
+
+
 def _safetensors() -> bytes:
-    """A small but whole safetensors file: the resolver opens the weights of every model it returns."""
+    """Small but whole weights that match CONFIG: the resolver checks the weights of every model it
+    returns against its config.json."""
     import numpy as np
     from safetensors.numpy import save
 
-    return save({"weights": np.arange(64, dtype=np.uint8)})
+    h, v = CONFIG["hidden_size"], CONFIG["vocab_size"]
+    shapes = {
+        "model.embed_tokens.weight": (v, h), "model.norm.weight": (h,),
+        **{f"model.layers.0.{n}.weight": (h, h) for n in ("self_attn.q_proj", "self_attn.k_proj",
+           "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")},
+        "model.layers.0.input_layernorm.weight": (h,), "model.layers.0.post_attention_layernorm.weight": (h,),
+    }  # fmt: skip
+    return save({k: np.zeros(shape, dtype=np.float32) for k, shape in shapes.items()})
 
 
 FILES = {
-    "config.json": b'{"model_type": "llama"}\n',
+    "config.json": (json.dumps(CONFIG) + "\n").encode(),
     "model.safetensors": _safetensors(),
     "tokenizer.json": b'{"version": "1.0"}\n',
 }
