@@ -293,3 +293,22 @@ def test_converted_data_is_partial_and_never_judged(tmp_path: Path) -> None:
     simulate.write_results(tmp_path / "dpo-1130", "dpo-1130", {"hellaswag": 61.1}, seed=1, settings=settings)
     (case,) = regression.collect([tmp_path], include_simulated=True)
     assert case.skip and "converted data" in case.skip and not case.failed
+
+
+def test_a_point_with_a_nan_value_is_left_out_of_a_rank_test() -> None:
+    points = [(1.0, 10.0), (2.0, 12.0), (3.0, math.nan), (4.0, 15.0), (5.0, 16.0), (6.0, 18.0)]
+    check = claims._spearman_check(
+        "y rises with x", points, 1, 0.05, 1000, 0, files=[], described="points", flat="flat", suffix=""
+    )
+    assert check.n == 5 and "1 points left out: not a finite number" in (check.reason or "")
+
+
+def test_reward_pairs_dropped_for_length_are_not_missing_items(tmp_path: Path, scores) -> None:
+    folder = simulate.write_results(
+        tmp_path / "rm-1130", "rm-1130", {"ufb": 73.2}, seed=1, truncate=1990
+    ).folder
+    (run,) = result_set.load_runs([folder / results_fmt.RESULTS_FILE], scores)
+    assert run.partial and "ufb 1990 of 2000" in run.partial
+    _edit(folder, lambda d: d["benchmarks"]["ufb"].update(counts={"over_max_length": 10}))
+    (run,) = result_set.load_runs([folder / results_fmt.RESULTS_FILE], scores)
+    assert run.partial is None  # the protocol dropped 10 pairs over 2048 tokens and counted them

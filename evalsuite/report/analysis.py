@@ -147,7 +147,9 @@ def _judge(
     """
     run = group[0]
     stat.difference = stat.value - rep.value
-    if stat.interval is not None:
+    bounds = (stat.interval or {}).get("low"), (stat.interval or {}).get("high")
+    finite = all(isinstance(b, int | float) and math.isfinite(b) for b in bounds)
+    if stat.interval is not None and finite:
         stat.inside = stat.interval["low"] <= rep.value <= stat.interval["high"]
     stat.partial = run.partial
     if problem is not None:
@@ -160,7 +162,10 @@ def _judge(
     if test is not None:
         stat.p_value, stat.test = test
     sampled = None
-    if "sample" in run.results.settings and stat.interval is not None:
+    if "sample" in run.results.settings:
+        if stat.interval is None or not finite:
+            stat.note = "n too small: a --sample run with no interval to judge it by; evaluate more items"
+            return
         sampled = (stat.interval["low"], stat.interval["high"])
     seeds = per_seed if run.retrained else None
     j = verdicts.judge(rep, tolerance, value=stat.value, seeds=seeds, sampled=sampled)
@@ -242,7 +247,7 @@ def _section_stats(
         metric = Metric("rewardbench", key)
         rep: Reported | None = reported.get(run.label, metric)
         pooled = len(per_seed[key]) > 1
-        ci = stats.percentile_interval(reps[key])
+        ci, used = item_stats.section_interval(run.items["rewardbench"], key, reps[key])
         stat = ScoreStat(
             run.label, str(metric),
             statistics.fmean(per_seed[key]) if pooled else point[key],
@@ -254,7 +259,7 @@ def _section_stats(
             test = (
                 None
                 if pooled
-                else (stats.bootstrap_p(reps[key], rep.value), "bootstrap percentile inversion")
+                else item_stats.section_vs_value(run.items["rewardbench"], key, rep.value, used)
             )
             _judge(stat, rep, tolerance, group, per_seed[key], test, problem)
         out.append(stat)

@@ -642,7 +642,18 @@ def _spearman_check(
     flat: str,
     suffix: str,
 ) -> Check:
-    """A rank-correlation check: Spearman's rho with its exact (or resampled) permutation p."""
+    """A rank-correlation check: Spearman's rho with its exact (or resampled) permutation p.
+
+    Points with a non-finite value (a NaN sharpness, say) cannot be ranked: left out, and said so.
+    """
+    kept = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if len(kept) < len(points):
+        suffix += f" ({len(points) - len(kept)} points left out: not a finite number)"
+        points = kept
+    if len(points) < 3:
+        return Check(
+            what, "inconclusive", n=len(points), reason=f"{len(points)} usable points" + suffix, files=files
+        )
     res = stats.spearman_permutation(
         [x for x, _ in points], [y for _, y in points], resamples=resamples, seed=seed
     )
@@ -720,6 +731,7 @@ def _rank_check(
 
 def _information(shown: list[Point], seed: int, resamples: int) -> tuple[float, str] | None:
     """rho and p on points that are no evidence (smoke, partial): shown, never judged."""
+    shown = [p for p in shown if math.isfinite(p[0]) and math.isfinite(p[1])]
     if len(shown) < 3:
         return None
     res = stats.spearman_permutation(

@@ -91,8 +91,10 @@ class Run:
         short = []
         for name, bench in self.results.benchmarks.items():
             full = registry.full_items(name)
-            if full is not None and bench.n < full:
-                short.append(f"{name} {bench.n} of {full}")
+            # reward pairs over the length limit are dropped by the protocol and counted, not missing
+            seen = bench.n + int(bench.counts.get("over_max_length", 0) or 0)
+            if full is not None and seen < full:
+                short.append(f"{name} {seen} of {full}")
         if short:
             return "fewer items than the full set (truncated data?): " + ", ".join(short)
         return None
