@@ -3,8 +3,10 @@
 Every reader returns rows in the hub's schema (field names of the dataset on the hub), so
 the task definitions see one schema whatever the source. A local folder may hold either the
 hub layout (parquet/jsonl files under config/split folders, as `huggingface-cli download`
-leaves them, including refs/convert/parquet conversions) or the layouts of
-../shared/benchdata (original GitHub files and the conversions its README lists).
+leaves them, including refs/convert/parquet conversions, or a `datasets` save_to_disk folder)
+or the layouts of ../shared/benchdata (original GitHub files and the conversions its README lists).
+Original rows are preferred wherever a folder has them; a conversion that changes scored text is
+read only as a fallback and marked (Rows.converted), and runs record it.
 """
 
 from __future__ import annotations
