@@ -260,7 +260,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="top Hessian eigenvalue and Keskar's ε-sharpness of a model's SFT loss",
         description=(
             "Sharpness of a checkpoint's SFT training loss on a fixed, seeded batch of the stage's own "
-            "data: the top Hessian eigenvalue by power iteration on Hessian-vector products (torch.func), "
+            "data: the top Hessian eigenvalue by Lanczos (power iteration for large models) on "
+            "Hessian-vector products (torch.func), converged only when its residual is below --tolerance, "
             "with its convergence trace, and Keskar et al.'s ε-sharpness. Writes "
             "OUTPUT/sharpness/<label>.json (evalsuite/sharpness/record.py), which `evalsuite tables` "
             "reads for claims 12-14."
@@ -273,9 +274,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", type=positive_int, default=d.rows, help=f"rows in the batch (default {d.rows})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the rows, start vector and box start")
     p.add_argument(
-        "--max-iterations", type=positive_int, default=d.max_iterations, help="power iterations at most"
+        "--max-iterations",
+        type=positive_int,
+        default=d.max_iterations,
+        help="Hessian-vector products at most",
     )
-    p.add_argument("--tolerance", type=float, default=d.tolerance, help="stop at this relative change (1e-3)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=d.tolerance,
+        help="converged when the residual |Hv - λv| / |λ| is below this (1e-3)",
+    )
     p.add_argument("--epsilon", type=float, default=d.epsilon, help="ε of Keskar's box (default 1e-3)")
     p.add_argument("--ascent-steps", type=int, default=d.ascent_steps, help="ascent steps in the box (10)")
     p.add_argument(

@@ -11,21 +11,28 @@ checkpoint measured with the same data, rows and seed; it is not held out from t
 visits every row each epoch), and Keskar et al. measure sharpness of the training function f
 itself. Only the SFT loss is supported (a DPO or RM checkpoint is refused).
 
-Top eigenvalue. Power iteration on Hessian-vector products over every trainable parameter
-(forward-over-reverse, `torch.func.jvp` of `torch.func.grad`, summed over micro-batches, so
-the Hessian is never formed), from a seeded Gaussian start. Each iteration's Rayleigh quotient
-v·Hv is recorded; it stops when the relative change falls below `tolerance` (converged) or
-after `max_iterations` (not converged, said so). It finds the eigenvalue of largest magnitude:
-the top one at a minimum, where the large ones are positive.
+Top eigenvalue (the largest, algebraically) of the Hessian, from Hessian-vector products over
+every trainable parameter (forward-over-reverse, `torch.func.jvp` of `torch.func.grad`, summed
+over micro-batches, so the Hessian is never formed), from a seeded Gaussian start:
+- Lanczos (scipy.sparse.linalg.eigsh, which="LA", on a LinearOperator) when its Krylov basis fits
+  `LANCZOS_MEMORY` (float64 vectors of every parameter): it separates close and ± pairs;
+- otherwise power iteration, whose memory is three parameter-sized vectors; it finds the eigenvalue
+  of largest magnitude and, when that one is negative, runs again on H − μI to reach the top one.
+Either way the answer is "converged" only when its residual ‖Hv − λv‖ / |λ| is below `tolerance`
+for the returned unit vector v, which bounds |λ − λ_j| ≤ tolerance·|λ| for some true eigenvalue λ_j
+(the relative change of the estimate between iterations cannot: on a ±λ pair or a small gap it
+stalls at a wrong value). Otherwise the record says "not converged" and the value is the last estimate.
 
 ε-sharpness (Keskar et al. 2017, "On Large-Batch Training for Deep Learning", §2.2.1, A = I):
     φ(x, ε) = 100 · (max_{y ∈ C_ε} f(x + y) − f(x)) / (1 + f(x)),
     C_ε = {y : |y_i| ≤ ε (|x_i| + 1)}.
 Keskar et al. maximise over the box with L-BFGS-B; here, conditional-gradient ascent with full
 steps: from a seeded random point of the box, each step moves to the box corner that maximises
-the loss's linearisation, y ← ε (|x| + 1) ⊙ sign(∇f(x + y)), keeping the best value seen. For a
-convex f each step cannot lower f, and a convex f's box maximum is at a corner; for a network it
-is a local ascent, so φ is a lower bound of the true maximum, as Keskar's is.
+the loss's linearisation, y ← ε (|x| + 1) ⊙ sign(∇f(x + y)), keeping the best value seen. Every
+value it reports is f at a point of the box, so φ is a lower bound of the true maximum, as Keskar's
+L-BFGS-B result is. It is not exact even for a convex quadratic: there each step cannot lower f
+and the maximum is at a corner, but the ascent can stop at a corner that is a local, not the
+global, maximum of f over the corners.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ DEFAULT_TOLERANCE = 1e-3
 DEFAULT_EPSILON = 1e-3  # Keskar et al. 2017 report ε = 1e-3 and 5e-4
 DEFAULT_ASCENT_STEPS = 10
 DEFAULT_MICRO_BATCH = 4
+LANCZOS_MEMORY = 2 * 2**30  # bytes of Krylov basis (float64) above which power iteration is used
+LANCZOS_NCV = 20  # scipy's default basis size for one eigenvalue
 DEFAULT_MAX_LENGTH = 4096  # the SFT recipes' max_length (repro/recipes/_sft.yaml: Tulu 3 default)
 
 
@@ -60,14 +69,56 @@ def _dot(a: Params, b: Params) -> torch.Tensor:
 
 @dataclass
 class PowerResult:
-    eigenvalue: float  # the last Rayleigh quotient
-    iterations: int
-    converged: bool
+    eigenvalue: float  # the top eigenvalue's estimate (the last Rayleigh quotient)
+    iterations: int  # Hessian-vector products used
+    converged: bool  # residual ‖Hv − λv‖ / |λ| < tolerance
     tolerance: float
     max_iterations: int
     seed: int
-    trace: list[float] = field(default_factory=list)  # Rayleigh quotient per iteration
+    trace: list[float] = field(default_factory=list)  # Rayleigh quotient per power iteration
     relative_change: list[float | None] = field(default_factory=list)  # None for the first
+    residual: list[float] = field(default_factory=list)  # ‖Hv − λv‖ / |λ| per iteration (Lanczos: at the end)
+    method: str = "power"  # "lanczos" (scipy eigsh) or "power" (with a shift when needed)
+
+
+def _unit_start(like: Params, seed: int) -> Params:
+    gen = torch.Generator().manual_seed(seed)  # on the CPU, so the start is the same on every device
+    v = {k: torch.randn(t.shape, generator=gen, dtype=torch.float32).to(t) for k, t in like.items()}
+    norm = math.sqrt(float(_dot(v, v)))
+    return {k: t / norm for k, t in v.items()}
+
+
+def _relative_residual(v: Params, hv: Params, estimate: float) -> float:
+    r = {k: hv[k] - estimate * v[k] for k in v}
+    return math.sqrt(float(_dot(r, r))) / max(abs(estimate), 1e-30)
+
+
+def _power(
+    hvp: Callable[[Params], Params], v: Params, out: PowerResult, budget: int, shift: float, bar: Any
+) -> Params:
+    """Power iteration on H − shift·I from unit v, appending to `out`; the eigenvalue is of H."""
+    for step in range(budget):
+        hv = hvp(v)
+        if shift:
+            hv = {k: hv[k] - shift * v[k] for k in v}
+        estimate = float(_dot(v, hv))
+        previous = out.trace[-1] - shift if step else None
+        out.relative_change.append(
+            None if previous is None else abs(estimate - previous) / max(abs(estimate), 1e-30)
+        )
+        out.trace.append(estimate + shift)
+        out.eigenvalue, out.iterations = estimate + shift, out.iterations + 1
+        residual = _relative_residual(v, hv, estimate) * abs(estimate) / max(abs(estimate + shift), 1e-30)
+        out.residual.append(residual)
+        bar.update()
+        bar.set_postfix(eigenvalue=f"{out.eigenvalue:.5g}", residual=f"{residual:.2g}")
+        norm = math.sqrt(float(_dot(hv, hv)))
+        if residual < out.tolerance or norm == 0.0:  # norm 0: v is in the null space, Hv = 0 = λv
+            out.converged = True
+            return v
+        v = {k: t / norm for k, t in hv.items()}
+    out.converged = False
+    return v
 
 
 def power_iteration(
@@ -79,32 +130,101 @@ def power_iteration(
     seed: int = DEFAULT_SEED,
     progress: bool = False,
 ) -> PowerResult:
-    """The eigenvalue of largest magnitude of the symmetric operator `hvp` (module docstring)."""
+    """The top eigenvalue of the symmetric operator `hvp` by power iteration (module docstring)."""
     if max_iterations < 1 or not tolerance > 0:
         raise UsageError("power iteration needs --max-iterations >= 1 and a positive --tolerance")
-    gen = torch.Generator().manual_seed(seed)  # on the CPU, so the start is the same on every device
-    v = {k: torch.randn(t.shape, generator=gen, dtype=torch.float32).to(t) for k, t in like.items()}
-    norm = math.sqrt(float(_dot(v, v)))
-    v = {k: t / norm for k, t in v.items()}
     out = PowerResult(math.nan, 0, False, tolerance, max_iterations, seed)
-    bar = tqdm(range(max_iterations), desc="power iteration", disable=not progress, leave=False)
-    for i in bar:
-        hv = hvp(v)
-        estimate = float(_dot(v, hv))
-        change = None if not out.trace else abs(estimate - out.trace[-1]) / max(abs(estimate), 1e-30)
-        out.trace.append(estimate)
-        out.relative_change.append(change)
-        out.eigenvalue, out.iterations = estimate, i + 1
-        bar.set_postfix(eigenvalue=f"{estimate:.5g}")
-        norm = math.sqrt(float(_dot(hv, hv)))
-        if norm == 0.0:  # v is in the null space: H v = 0 exactly
-            out.converged = True
-            break
-        v = {k: t / norm for k, t in hv.items()}
-        if change is not None and change < tolerance:
-            out.converged = True
-            break
+    with tqdm(total=max_iterations, desc="power iteration", disable=not progress, leave=False) as bar:
+        _power(hvp, _unit_start(like, seed), out, max_iterations, 0.0, bar)
+        if out.converged and out.eigenvalue < 0:  # the largest in magnitude is negative: shift past it
+            out.converged = False
+            budget, shift = max_iterations - out.iterations, out.eigenvalue
+            _power(hvp, _unit_start(like, seed + 1), out, budget, shift, bar)
     return out
+
+
+def lanczos(
+    hvp: Callable[[Params], Params],
+    like: Params,
+    *,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = DEFAULT_SEED,
+    progress: bool = False,
+) -> PowerResult:
+    """The top eigenvalue by implicitly restarted Lanczos (ARPACK through scipy's eigsh), at most
+    `max_iterations` Hessian-vector products, then checked by its residual (module docstring)."""
+    import numpy as np
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    if max_iterations < 1 or not tolerance > 0:
+        raise UsageError("Lanczos needs --max-iterations >= 1 and a positive --tolerance")
+    keys = list(like)
+    sizes = [like[k].numel() for k in keys]
+    n = sum(sizes)
+    out = PowerResult(math.nan, 0, False, tolerance, max_iterations, seed, method="lanczos")
+
+    def unflat(x: Any) -> Params:
+        parts = torch.split(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), sizes)
+        return {k: t.reshape(like[k].shape).to(like[k]) for k, t in zip(keys, parts, strict=True)}
+
+    def flat(p: Params) -> Any:
+        return torch.cat([p[k].detach().reshape(-1).double().cpu() for k in keys]).numpy()
+
+    class _Spent(Exception):
+        pass
+
+    with tqdm(total=max_iterations, desc="Lanczos", disable=not progress, leave=False) as bar:
+
+        def matvec(x: Any) -> Any:
+            if out.iterations >= max_iterations - 1:  # keep one product for the residual check
+                raise _Spent
+            out.iterations += 1
+            bar.update()
+            return flat(hvp(unflat(x)))
+
+        op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+        v0 = flat(_unit_start(like, seed))
+        ncv = min(n, LANCZOS_NCV)
+        vector = None
+        try:
+            if n == 1:
+                vector = np.ones(1)
+            else:
+                _, vectors = eigsh(op, k=1, which="LA", v0=v0, ncv=ncv, tol=tolerance / 10)
+                vector = vectors[:, 0]
+        except ArpackNoConvergence as exc:
+            if exc.eigenvectors is not None and exc.eigenvectors.shape[1]:
+                vector = exc.eigenvectors[:, 0]
+        except _Spent:
+            pass
+        if vector is None:  # the budget ran out before a Ritz vector: the start vector's quotient
+            vector = v0
+        v = unflat(vector / np.linalg.norm(vector))
+        hv = hvp(v)
+        out.iterations += 1
+        estimate = float(_dot(v, hv))
+        out.trace.append(estimate)
+        out.relative_change.append(None)
+        out.residual.append(_relative_residual(v, hv, estimate))
+        out.eigenvalue = estimate
+        out.converged = out.residual[-1] < tolerance
+    return out
+
+
+def top_eigenvalue(
+    hvp: Callable[[Params], Params],
+    like: Params,
+    *,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = DEFAULT_SEED,
+    progress: bool = False,
+) -> PowerResult:
+    """Lanczos when its basis fits LANCZOS_MEMORY, else power iteration (module docstring)."""
+    n = sum(t.numel() for t in like.values())
+    method = lanczos if (LANCZOS_NCV + 2) * n * 8 <= LANCZOS_MEMORY else power_iteration
+    return method(hvp, like, max_iterations=max_iterations, tolerance=tolerance, seed=seed, progress=progress)
 
 
 @dataclass
@@ -292,8 +412,9 @@ class Measured:
         hessian = asdict(self.hessian)
         hessian["top_eigenvalue"] = hessian.pop("eigenvalue")
         hessian["method"] = (
-            "power iteration on Hessian-vector products (torch.func.jvp of torch.func.grad), seeded "
-            "Gaussian start, stop at relative change of the Rayleigh quotient < tolerance"
+            ("Lanczos (scipy eigsh, which=LA)" if self.hessian.method == "lanczos" else "power iteration")
+            + " on Hessian-vector products (torch.func.jvp of torch.func.grad), seeded Gaussian start; "
+            "converged when the residual |Hv - lambda v| / |lambda| < tolerance"
         )
         return {"hessian": hessian, "epsilon_sharpness": asdict(self.epsilon)}
 
@@ -313,7 +434,7 @@ def measure(
     start = time.monotonic()
     loss = SFTLoss(model, batch, device)
     f0, _ = loss.value_and_grad(loss.params)
-    power = power_iteration(
+    power = top_eigenvalue(
         loss.hvp,
         loss.params,
         max_iterations=max_iterations,
