@@ -90,8 +90,10 @@ def read_text(path: Path | str, what: str = "") -> str:
 
 
 def one_line(text: str) -> str:
-    """A message on one line: line breaks and the blanks around them become one space."""
-    return re.sub(r"\s*\n\s*", " ", text.strip())
+    """A message on one line: line breaks and the blanks around them become one space, and any other
+    control character (from a file or folder name, say) is shown escaped, never raw."""
+    flat = re.sub(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]\s*", " ", text.strip())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in flat)
 
 
 _OS_HINTS = {

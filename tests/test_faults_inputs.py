@@ -23,7 +23,7 @@ from conftest import run_module
 from evalsuite.demo import DEMO_DATA
 from evalsuite.harness import resumable, run_folder
 from repro import model_folder, run_lock
-from repro.errors import UsageError
+from repro.errors import UsageError, describe
 
 pytestmark = pytest.mark.faults
 
@@ -224,3 +224,28 @@ def test_the_hf_cache_key_covers_the_batch_size(tiny_model_dir: Path) -> None:
     assert len(set(keys.values())) == 3  # padding to another batch's longest request moves the last bits
     vllm = {lm_run._fingerprint(res, "vllm", "bfloat16", batch_size=bs) for bs in (1, 8)}
     assert len(vllm) == 1  # vLLM's scheduler batches as it likes: the asked size changes nothing
+
+
+# --------------------------------------------------------------------------- LaTeX and Markdown
+
+
+def test_a_label_or_folder_cannot_inject_latex(tmp_path: Path) -> None:
+    from evalsuite.report import simulate, tables_cmd
+
+    evil = tmp_path / "res\n\\input{/etc/passwd}\n%"
+    folder = simulate.write_results(evil / "dpo-1130", "dpo-1130", {"gsm8k": 51.6}, seed=1).folder
+    tables_cmd.generate([evil], tmp_path / "out", formats=("md", "latex"), resamples=1000)
+    tex = (tmp_path / "out" / "tables.tex").read_text()
+    assert not any(line.startswith("\\input") for line in tex.splitlines())
+    header = [line for line in tex.splitlines() if "Results read from" in line]
+    assert len(header) == 1 and header[0].startswith("% ")
+    md = (tmp_path / "out" / "tables.md").read_text()
+    assert "\n\\input{/etc/passwd}" not in md
+    # a label edited into results.json is refused on load, with the control characters escaped
+    data = json.loads((folder / "results.json").read_text())
+    data["model"]["label"] = "x\n\\input{/etc/passwd}\n%"
+    (folder / "results.json").write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=r"model label 'x\\n") as err:
+        tables_cmd.generate([evil], tmp_path / "out2", formats=("latex",), resamples=1000)
+    shown = describe(err.value)  # what the command prints
+    assert shown.isprintable() and "res \\input{/etc/passwd} %" in shown
