@@ -12,8 +12,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,11 +118,18 @@ def _draw_map(
 
     x, y = np.log10(lrs), np.log2(bss)
     z = _matrix(rows, lrs, bss, bench)
+    ns = sorted({r.n[bench] for r in rows if bench in r.n})
+    items = f"n {ns[0]}" if len(ns) == 1 else f"n {ns[0]}-{ns[-1]}" if ns else "no results"
+    title = f"{title}\n{z.count()} points, {items} items each"
     if z.count():
         lo, hi = float(z.min()), float(z.max())
-        levels = np.linspace(lo, hi, 9) if hi > lo else np.array([lo - 0.5, hi + 0.5])
-        filled = ax.contourf(x, y, z, levels=levels, cmap="viridis")
-        ax.figure.colorbar(filled, ax=ax, label="score (%)")
+        if hi > lo:
+            filled = ax.contourf(x, y, z, levels=np.linspace(lo, hi, 9), cmap="viridis")
+            ax.figure.colorbar(filled, ax=ax, label="score (%)")
+        else:  # a constant field has nothing to map: say so instead of a one-colour fill
+            ax.text(0.5, 0.5, f"every point scores {lo:.1f}: nothing to map", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color="0.3", zorder=5,
+                    bbox={"facecolor": "white", "edgecolor": "0.7"})  # fmt: skip
     pad_x = max(0.2, 0.1 * (x.max() - x.min()))
     pad_y = max(0.3, 0.08 * (y.max() - y.min()))
     xlim, ylim = (x.min() - pad_x, x.max() + pad_x), (y.min() - pad_y, y.max() + pad_y)
@@ -172,17 +177,6 @@ def _png(draw, size: tuple[float, float]) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)
     return buffer.getvalue()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv(rows: Sequence[Scored], benchmarks: Sequence[str]) -> str:
@@ -253,7 +247,7 @@ def draw(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in images.items():  # everything rendered first: a drawing error writes nothing
-        _write_bytes(out_dir / name, data)
+        atomic.write_bytes(out_dir / name, data)
         written.append(out_dir / name)
     atomic.write_text(out_dir / f"{PREFIX}_scores.csv", _csv(rows, benchmarks))
     atomic.write_text(out_dir / f"{PREFIX}_scores.json", _json(rows, benchmarks, ablation))

@@ -233,8 +233,12 @@ def test_forest_plot_has_a_panel_per_kind_with_the_papers_labels(
     fig = forest.forest_figure(report, scores)
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["Language models", "Reward models"]
     lm, rm = ([t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes)
-    assert "DPO-1130 · GSM8K (5-shot)" in lm and "Llama-3.2-1B-Instruct · GSM8K (5-shot)" in lm
-    assert "RM-1130 · RB Chat" in rm and "RM-1207 · UFB" in rm
+    assert (
+        "DPO-1130 · GSM8K (5-shot) (n 1319)" in lm and "Llama-3.2-1B-Instruct · GSM8K (5-shot) (n 1319)" in lm
+    )
+    assert any(x.startswith("RM-1130 · RB Chat (n ") for x in rm) and "RM-1207 · UFB (n 2000)" in rm
+    title = fig.texts[0].get_text()  # from the content: the models shown, never a fixed name
+    assert title.startswith("Measured − reported: ") and "DPO-1130" in title
     assert not any("RM-" in label for label in lm) and not any("DPO" in label for label in rm)
     # nothing cut off: every label, title and legend lies inside the figure
     fig.canvas.draw()

@@ -6,9 +6,11 @@ tables, else the registry. Language models and reward models get separate panels
 scales differ). Each row shows the 95% interval (bar), the measured score (marker, shaped and
 coloured by verdict) and the band that counts as the reported score (shaded: tolerance, widened
 by the seed spread when seeds are pooled). A --sample run (judged, but on part of the items) is
-labelled with the double dagger (‡) that marks partial evidence in the tables. The figure is laid
-out in inches from its content: the label column is measured, each row gets a fixed height, so
-nothing is cut off.
+labelled with the double dagger (‡) that marks partial evidence in the tables. Every row says its
+n (items per seed). The title names the models shown. The x axis spans the bands and the measured
+values, so a band of ±0.5 stays readable beside a 60-item interval of ±20: an interval that runs
+past the axis ends in an arrow. The figure is laid out in inches from its content: the label column
+and the legend are measured, each row gets a fixed height, so nothing is cut off.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def panels(report: Report, reported: ReportedScores | None) -> tuple[list[tuple[
             label = f"{entry.header}{sim} · {metric_label(s.metric, reported)}"
             if not s.reported["source"].startswith("paper") and "(card)" not in entry.header:
                 label += " (card)"
+            label += f" (n {s.n})"
             if s.seeds is not None:
                 label += f" [{s.seeds} seed{'s' if s.seeds != 1 else ''}]"
             if s.partial or entry.partial:
@@ -95,10 +98,20 @@ def panels(report: Report, reported: ReportedScores | None) -> tuple[list[tuple[
     return out, left_out
 
 
-def _text_width_in(texts: list[str], renderer, size: float) -> float:
+def _title(report: Report, groups: list[tuple[str, list[Row]]]) -> str:
+    """What the figure shows, from its rows: the models' names, and the reference compared with."""
+    shown = {r.stat.model for _, rows in groups for r in rows}
+    names = [m.header for m in report.models if m.label in shown]
+    if not names:
+        return "Measured − reported"
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"Measured − reported: {listed}"
+
+
+def _text_width_in(texts: list[str], renderer, size: float, weight: str = "normal") -> float:
     from matplotlib.font_manager import FontProperties
 
-    prop = FontProperties(size=size)
+    prop = FontProperties(size=size, weight=weight)
     widths = [renderer.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts]
     return max(widths, default=0.0) / DPI
 
@@ -121,7 +134,7 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
     simulated = any(m.simulated for m in report.models)
     fig = Figure(figsize=(8.0, 3.0), dpi=DPI)
     canvas = FigureCanvasAgg(fig)
-    title = "SmolTulu: measured − reported"
+    title = _title(report, groups)
     if simulated:
         title += " — SIMULATED inputs, not model outputs"
     footer = []
@@ -146,11 +159,16 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
     # layout in inches: measured label column, fixed row height, fixed overheads per panel
     renderer = canvas.get_renderer()
     label_in = _text_width_in([r.label for _, rows in groups for r in rows], renderer, FONT) + 0.2
-    head_in, legend_in, foot_in = 0.45, 0.4, 0.2 + 0.18 * len(footer)
+    legend_w = 2 * (_text_width_in([text for *_, text in STYLE.values()], renderer, FONT) + 0.5)
+    verdicts_shown = {r.stat.verdict for _, rows in groups for r in rows}
+    legend_rows = -(-(len(verdicts_shown & set(STYLE)) + 2) // 2)  # two columns
+    head_in, legend_in, foot_in = 0.45, 0.1 + 0.2 * legend_rows, 0.2 + 0.18 * len(footer)
     panel_title_in, axis_in, pad_in = 0.3, 0.55, 0.25
     heights = [len(rows) * ROW_IN + pad_in for _, rows in groups]
     total_h = head_in + legend_in + sum(h + panel_title_in + axis_in for h in heights) + foot_in
-    total_w = max(label_in + PLOT_IN + 0.35, _text_width_in([title], renderer, 10) + 0.6)
+    total_w = max(
+        label_in + PLOT_IN + 0.35, _text_width_in([title], renderer, 10, "bold") + 0.6, legend_w + 0.4
+    )
     fig.set_size_inches(total_w, total_h)
     left = label_in / total_w
 
@@ -172,7 +190,17 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
         band_hi = np.array([s.band["high"] if s.band else np.nan for s in stats]) - reps
         ok = ~np.isnan(band_lo)
         ax.barh(ys[ok], (band_hi - band_lo)[ok], left=band_lo[ok], height=0.7, color=BAND_COLOUR, zorder=1)
-        ax.hlines(ys, lows, highs, color="0.35", linewidth=1.2, zorder=2)
+        # the axis spans the bands and the measured values; a wider interval is clipped, with an arrow
+        lo = np.nanmin(np.concatenate([band_lo, diffs, [0.0]]))
+        hi = np.nanmax(np.concatenate([band_hi, diffs, [0.0]]))
+        span = max(hi - lo, 2.0)
+        lo, hi = lo - 0.25 * span, hi + 0.25 * span
+        ax.hlines(ys, np.maximum(lows, lo), np.minimum(highs, hi), color="0.35", linewidth=1.2, zorder=2)
+        for edge, past, marker in ((lo, lows < lo, "<"), (hi, highs > hi, ">")):
+            if past.any():
+                ax.scatter(
+                    np.full(int(past.sum()), edge), ys[past], color="0.35", marker=marker, s=18, zorder=2
+                )
         for verdict, (colour, marker, _) in STYLE.items():  # one artist per verdict: fast
             pick = np.array([s.verdict == verdict for s in stats])
             if pick.any():
@@ -187,10 +215,7 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
         ax.tick_params(axis="x", labelsize=FONT)
         ax.set_xlabel("measured − reported (points)", fontsize=FONT)
         ax.grid(axis="x", linewidth=0.3)
-        lo = np.nanmin(np.concatenate([lows, band_lo, [0.0]]))
-        hi = np.nanmax(np.concatenate([highs, band_hi, [0.0]]))
-        span = max(hi - lo, 1.0)
-        ax.set_xlim(lo - 0.05 * span, hi + 0.05 * span)
+        ax.set_xlim(lo, hi)
         y_top = bottom - axis_in
 
     handles = [
@@ -199,14 +224,14 @@ def forest_figure(report: Report, reported: ReportedScores | None = None):
         if v in present
     ]
     handles += [
-        Line2D([], [], color="0.35", linewidth=1.2, label="95% interval"),
+        Line2D([], [], color="0.35", linewidth=1.2, label="95% interval (arrow: runs past the axis)"),
         Patch(color=BAND_COLOUR, label="counts as reported (tolerance, + seed spread if pooled)"),
     ]
     fig.legend(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, 1 - head_in / total_h),
-        ncol=min(len(handles), 3),
+        ncol=2,
         fontsize=FONT,
         frameon=False,
     )

@@ -58,7 +58,6 @@ def dots(training: Sequence[Measurement], results: Sequence[results_io.Results])
 
 def _draw(fig, points: Sequence[Dot]) -> None:
     from matplotlib import cm, colormaps, colors
-    from matplotlib.ticker import NullFormatter
 
     scores = [d.score for d in points if d.score is not None]
     norm = None
@@ -83,22 +82,34 @@ def _draw(fig, points: Sequence[Dot]) -> None:
             ax.annotate(
                 f"lr {lr:g}\nbs {bs}", (d.ratio, y), textcoords="offset points", xytext=(5, 3), fontsize=6
             )
-        ax.set_xscale("log")
-        if all(getattr(d.measurement, key) > 0 for d in points):
-            ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):  # a narrow log range crowds the minor-tick labels
-            axis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("learning rate / batch size (log scale)")
+        x_log = _log_scale(ax, "x", [d.ratio for d in points])
+        _log_scale(ax, "y", [getattr(d.measurement, key) for d in points])
+        ax.set_xlabel("learning rate / batch size" + (" (log scale)" if x_log else ""))
         ax.set_ylabel(label)
         ax.grid(True, which="major", linewidth=0.3)
     if norm is not None:
         mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
         fig.colorbar(mappable, ax=list(axes), label=f"reasoning score: mean of {', '.join(benches)} (%)")
     notes = ["hollow: no evaluation", "X: power iteration not converged"]
-    title = "Sharpness of each grid point's SFT loss against LR/BS"
+    title = f"Sharpness of each grid point's SFT loss against LR/BS ({len(points)} points)"
     if smoke:
         title += " — smoke profile (tiny model): decides nothing"
     fig.suptitle(f"{title}\n{'; '.join(notes)}", fontsize=9)
+
+
+def _log_scale(ax, which: str, values: Sequence[float]) -> bool:
+    """A log axis only for positive values spanning a decade or more: a narrower log range has no
+    major tick inside it, and its axis would carry no numbers. Either way the ticks are labelled."""
+    from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
+
+    finite = [v for v in values if math.isfinite(v)]
+    log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) >= 10
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    if log:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        axis.set_major_formatter(LogFormatterSciNotation())
+        axis.set_minor_formatter(NullFormatter())  # minor labels crowd a short log range
+    return log
 
 
 def png_of(points: Sequence[Dot]) -> bytes | None:
