@@ -475,7 +475,7 @@ def test_claim_13_larger_batches_lower_rates(tmp_path: Path, claim_list, scores,
 
 def test_claim_13_on_a_2x2_smoke_grid_decides_nothing(tmp_path: Path, claim_list, scores) -> None:
     for i, (lr, bs) in enumerate(itertools.product((1e-5, 9e-5), (4, 8))):
-        _results(tmp_path, lr, bs, 30.0 + 2 * i, seed=i, profile="smoke", limit=1)
+        _results(tmp_path, lr, bs, 30.0 + 2 * i, seed=i, profile="smoke", limit=20)
     result = _judge(tmp_path, claim_list, scores)[13]
     assert result.verdict == "inconclusive"
     check = result.checks[0]
