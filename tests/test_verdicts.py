@@ -312,3 +312,15 @@ def test_reward_pairs_dropped_for_length_are_not_missing_items(tmp_path: Path, s
     _edit(folder, lambda d: d["benchmarks"]["ufb"].update(counts={"over_max_length": 10}))
     (run,) = result_set.load_runs([folder / results_fmt.RESULTS_FILE], scores)
     assert run.partial is None  # the protocol dropped 10 pairs over 2048 tokens and counted them
+
+
+def test_the_tables_say_where_each_model_came_from(tmp_path: Path, scores, claim_list) -> None:
+    for seed in (0, 1):
+        _seed(tmp_path, "dpo-1130", seed, {"gsm8k": GSM8K})
+    simulate.write_results(tmp_path / "dpo-1207", "dpo-1207", {"gsm8k": 44.7}, seed=5)
+    _unmark(tmp_path / "dpo-1207")
+    entries = {m.label: m.provenance for m in _report(tmp_path, scores, claim_list).models}
+    assert entries == {
+        "dpo-1130": "simulated, training seeds 0, 1",
+        "dpo-1207": "scored from outputs (simulated:dpo-1207)",  # not taken for the published checkpoint
+    }

@@ -100,6 +100,7 @@ class ModelEntry:
     seed_results: list[str] = field(default_factory=list)  # every results file pooled (seeds)
     training_seeds: list[int] | None = None  # retrained with `python -m repro`; None: published
     partial: str | None = None
+    provenance: str = ""  # published checkpoint, retrained by repro, local folder, outputs, simulated
 
 
 @dataclass
@@ -173,6 +174,15 @@ def _judge(
     stat.band = {"low": j.band[0], "high": j.band[1]}
     stat.seeds = len(per_seed) if run.retrained else None
     stat.seed_sd, stat.half_width = j.seed_sd, j.half_width
+
+
+def _provenance(group: Sequence[Run]) -> str:
+    if len(group) == 1:
+        return group[0].provenance
+    seeds = ", ".join(str(r.training_seed) for r in group)
+    if group[0].simulated:
+        return f"simulated, training seeds {seeds}"
+    return f"retrained by repro, training seeds {seeds}" if group[0].retrained else group[0].provenance
 
 
 def _seed_interval(values: list[float]) -> dict[str, Any]:
@@ -432,6 +442,7 @@ def analyse(
                 [str(g.path) for g in groups[label]],
                 [s for s in seeds if s is not None] if r.retrained else None,
                 r.partial,
+                _provenance(groups[label]),
             )
         )
     tolerances = verdicts.load()

@@ -62,6 +62,22 @@ class Run:
         return self.results.model.source == "repro-output" or self.training_seed is not None
 
     @property
+    def provenance(self) -> str:
+        """Where the evaluated model came from, as the tables say it."""
+        model = self.results.model
+        if self.simulated:
+            return "simulated"
+        if self.retrained:
+            seed = f", training seed {self.training_seed}" if self.training_seed is not None else ""
+            return f"retrained by repro{seed}"
+        if model.source == "hub":
+            rev = f"@{model.revision[:12]}" if model.revision else ""
+            return f"published checkpoint ({model.repo_id}{rev})"
+        if model.source == "local":
+            return f"local model folder ({model.path})"
+        return f"scored from outputs ({model.spec})"
+
+    @property
     def identity(self) -> str:
         """What was evaluated: the sha256 of the model's files (identity.json), else of the item files.
 
