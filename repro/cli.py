@@ -10,7 +10,7 @@ from pathlib import Path
 
 from repro import ablation, atomic, dryrun, recipe, tiny
 from repro import lock as lockfile
-from repro.errors import OneLineParser, UsageError, command_parser, run_cli
+from repro.errors import OneLineParser, UsageError, command_parser, full_disk_named, run_cli, seed
 from repro.run import PROFILES
 
 
@@ -19,7 +19,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise UsageError(f"{out} exists and is not empty; choose another --out or pass --force")
     try:
-        with atomic.output_dir(out, overwrite=args.force) as tmp:
+        with full_disk_named(out), atomic.output_dir(out, overwrite=args.force) as tmp:
             tiny.build_tiny_model(tmp, size=args.size, seed=args.seed)
     except PermissionError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror}") from None
@@ -226,7 +226,7 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument(
             "--seed",
-            type=int,
+            type=seed,
             help="training seed (default: the recipe's, as open-instruct ran the stage); the run goes to "
             "outputs/NAME-seedN. "
             "Evaluate several seeds of one recipe and `evalsuite tables` pools them to estimate the "
@@ -259,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         choices=sorted(tiny.SIZES),
         default="tiny",
-        help="tiny (~0.1M parameters, tests) or small (~4.5M, benchmarks)",
+        help="tiny (~0.2M parameters, tests) or small (~4.5M, benchmarks)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=_cmd_tiny_model)
 

@@ -665,7 +665,9 @@ def render(grid: Grid, fmt: Fmt, level: int = 2) -> str:
     notes = "".join(f"\n\\par{{\\footnotesize {latex_escape(n)}}}" for n in grid.notes)
     return (
         "\\begin{table}[ht]\n\\centering\n\\small\n"
-        f"\\caption{{{latex_escape(grid.title)}}}\n{table}\n{notes}\n\\end{{table}}\n"
+        # \caption* (package caption): the titles carry the paper's own numbers ("Table 3: ..."), so
+        # LaTeX must not number them again
+        f"\\caption*{{{latex_escape(grid.title)}}}\n{table}\n{notes}\n\\end{{table}}\n"
     )
 
 
@@ -740,7 +742,7 @@ def document(
     head = (
         "% "
         + one_line(intro[0])
-        + "\n% needs \\usepackage{booktabs}\n"
+        + "\n% needs \\usepackage{booktabs,caption}\n"
         + "".join(f"% {one_line(line)}\n" for line in intro[1:])
     )
     return head + "\n" + "\n".join(parts)
