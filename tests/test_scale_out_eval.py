@@ -78,9 +78,15 @@ def test_two_models_each_into_its_own_folder_with_lm_evals_files(
         aggregated, samples = _lm_eval_files(out / label)
         raw = json.loads(aggregated.read_text(encoding="utf-8"))
         tasks = {"smoltulu_arc_easy", "smoltulu_arc_challenge", "smoltulu_gsm8k"}
-        assert set(raw["results"]) == tasks and set(raw["task_hashes"]) == tasks
+        assert set(raw["results"]) == {*tasks, "smoltulu_arc"} and set(raw["task_hashes"]) == tasks
         assert raw["model_name_sanitized"] == label and raw["config"]["limit"] == 2
-        assert f"pretrained={model}" in raw["config"]["model_args"]
+        assert raw["config"]["model_args"]["pretrained"] == str(model)
+        assert {k: raw["config"][k] for k in lm_run.LM_EVAL_SEEDS} == lm_run.LM_EVAL_SEEDS
+        # ARC's group row is the paper's column, and every metric has its stderr
+        group = raw["results"]["smoltulu_arc"]["acc_norm_nospace,none"] * 100
+        assert group == pytest.approx(res.benchmarks["arc"].score)
+        stderrs = [v for row in raw["results"].values() for k, v in row.items() if "_stderr," in k]
+        assert stderrs and all(isinstance(v, float) for v in stderrs), raw["results"]
         # lm-eval's own aggregation agrees with ours, which is computed from the items files
         arc = res.benchmarks["arc"].subtasks
         for sub in ("arc_easy", "arc_challenge"):

@@ -6,6 +6,7 @@ The task definitions are in tasks/ (protocol.py says how each was made to match 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -15,6 +16,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,17 @@ TASKS: dict[str, list[str]] = {
     "mmlu_pro": ["smoltulu_mmlu_pro"],
     "piqa": ["smoltulu_piqa"],
 }
+# lm-eval groups whose aggregate row is the paper's column (tasks/smoltulu_arc.yaml, smoltulu_bbh.yaml):
+# loading the group gives lm-eval's own files the "ARC"/"BBH" rows its tooling expects.
+GROUPS = {"arc": "smoltulu_arc", "bbh": "smoltulu_bbh"}
+# What lm-eval's results files record as its seeds. Its `evaluate` (which the suite calls per benchmark)
+# seeds nothing itself; the protocol's own draws are seeded in place (shots: random.Random(0), as
+# lighteval; --sample: (seed, task)); these are lm-eval's simple_evaluate defaults, recorded so its
+# readers find the fields. The vLLM engine is seeded with VLLM_SEED.
+VLLM_SEED = 1234
+LM_EVAL_SEEDS = {"random_seed": 0, "numpy_seed": 1234, "torch_seed": 1234, "fewshot_seed": 1234}
+# lm-eval's default: mean metrics get their closed-form stderr, others a bootstrap of min(this, 100)
+BOOTSTRAP_ITERS = 100_000
 METRIC = {
     "arc": "acc_norm_nospace",
     "hellaswag": "acc_norm_nospace",
@@ -150,7 +163,7 @@ def _build_lm(
             pretrained=str(path),
             dtype=dtype,
             max_model_len=MAX_LENGTH,
-            seed=1234,
+            seed=VLLM_SEED,
             batch_size="auto",
             trust_remote_code=False,
             tensor_parallel_size=tensor_parallel,
@@ -317,10 +330,10 @@ class LmEvalFiles:
 
         from repro import manifest
 
-        args = ",".join(f"{k}={v}" for k, v in self.model_args.items())
         results = {
             **self.merged,
-            "config": {"model": self.backend, "model_args": args, **config},
+            # model_args as lm-eval's simple_evaluate records a dict it was given
+            "config": {"model": self.backend, "model_args": dict(self.model_args), **config, **LM_EVAL_SEEDS},
             "git_hash": manifest.git_commit(),
             "date": time.time(),
             # add_env_info's other fields; its torch environment dump shells out for seconds per model
@@ -348,6 +361,20 @@ class LmEvalFiles:
             ok = False
         if not ok:
             raise OSError(f"lm-eval's EvaluationTracker could not write {path} (see its log above)")
+
+
+@contextlib.contextmanager
+def _quiet_request_building() -> Iterator[None]:
+    """lm-eval draws an unlabelled bar per task while it builds requests (27 for BBH) and offers no
+    switch for it; the run's own bar per benchmark (ResumableLM) says what matters, so those go."""
+    import lm_eval.api.task as task_module
+
+    original = task_module.tqdm
+    task_module.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        task_module.tqdm = original
 
 
 def _run_lm_benchmarks(
@@ -385,22 +412,23 @@ def _run_lm_benchmarks(
     for number, name in enumerate(names, 1):
         print(f"[{number}/{len(names)}] {name}: {registry.get(name).description}", flush=True)
         start = time.perf_counter()
-        task_dict = manager.load(TASKS[name])
+        task_dict = manager.load([GROUPS[name]] if name in GROUPS else TASKS[name])
         samples = None
         if sample is not None:
             loaded = task_dict["tasks"]
             samples = {t: sample_indices(t, len(loaded[t].eval_docs), *sample) for t in TASKS[name]}
-        raw = evaluate(
-            lm=lm,
-            task_dict=task_dict,
-            limit=limit,
-            samples=samples,
-            log_samples=True,
-            apply_chat_template=chat,
-            fewshot_as_multiturn=chat,
-            bootstrap_iters=0,
-            verbosity="WARNING",
-        )
+        with _quiet_request_building():
+            raw = evaluate(
+                lm=lm,
+                task_dict=task_dict,
+                limit=limit,
+                samples=samples,
+                log_samples=True,
+                apply_chat_template=chat,
+                fewshot_as_multiturn=chat,
+                bootstrap_iters=BOOTSTRAP_ITERS,
+                verbosity="WARNING",
+            )
         records: list[dict[str, Any]] = []
         subtasks: dict[str, dict[str, float]] = {}
         for task in TASKS[name]:
@@ -456,6 +484,10 @@ def evaluate(
     from evalsuite.harness.resumable import ResumableLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    if not progress:  # --no-progress silences every bar, transformers' weight loading included
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     check_parallel(backend, tensor_parallel, data_parallel)
     inner, dtype = _build_lm(
         res.path, backend, batch_size, tensor_parallel=tensor_parallel, data_parallel=data_parallel
@@ -526,7 +558,7 @@ def evaluate(
                 "model_sha": res.revision if res.repo_id else "",
                 "batch_size": "auto" if backend == "vllm" else batch_size,
                 "limit": limit,
-                "bootstrap_iters": 0,
+                "bootstrap_iters": BOOTSTRAP_ITERS,
             }
         )
         settings["lm_eval_results"] = written.relative_to(out).as_posix()
