@@ -12,6 +12,7 @@ from typing import Any
 
 from repro import chat_templates
 from repro.chat_templates import Selection
+from repro.sft_loss import MEAN, SUM, TOKEN_MEAN
 
 
 def build(
@@ -34,11 +35,25 @@ def build(
     trainer = ReducedLossSFTTrainer(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer
     )
+    print(loss_note(getattr(config, "loss_reduction", TOKEN_MEAN)))
     tokenizer.chat_template = inference_template  # the saved tokenizer keeps the template users know
     if max_length is not None:
         config.max_length = max_length
         trainer.train_dataset = truncate(trainer.train_dataset, max_length)
     return trainer
+
+
+def loss_note(reduction: str) -> str:
+    """What the logged loss is: a summed loss in the thousands is expected, not a diverging run."""
+    if reduction == SUM:
+        return (
+            "loss: summed over each micro-batch's loss tokens (open-instruct's `sum`, as Tulu 3 trained): "
+            "logged values scale with the tokens per micro-batch (hundreds to thousands), which is "
+            "expected; divided by those tokens it is the per-token loss"
+        )
+    if reduction == MEAN:
+        return "loss: each micro-batch's mean over its loss tokens (open-instruct's `mean`)"
+    return "loss: the mean over the step's loss tokens (TRL's default)"
 
 
 def truncate(dataset: Any, max_length: int) -> Any:
