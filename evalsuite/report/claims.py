@@ -31,7 +31,7 @@ fails unless it equals the reported difference to its printed precision. Claims 
 `about: lr_bs_ratio` compare runs whose recipes (repro/recipes) differ in more than the
 ratio; their result carries a `caveat` naming the differences, computed from the recipes.
 
-Three kinds test the paper's explanation and a related study on the same grid (issue 21), from
+Three kinds test the paper's explanation and a related study on the same grid, from
 the grid's results and its sharpness files (evalsuite/sharpness/record.py: sharpness and the
 first optimizer steps' loss and gradient norm, from each run's manifest):
 - `sharpness`: Spearman's rho (exact permutation p) of each sharpness measure against LR/BS;
