@@ -679,7 +679,7 @@ def _spearman_check(
     )
 
 
-# --- the grid's sharpness, factorial and early-signal claims (issue 21) ---------------------------
+# --- the grid's sharpness, factorial and early-signal claims -----------------------------------------
 
 
 def _not_evidence(profile: str, partial: str | None) -> str | None:
