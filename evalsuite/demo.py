@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.errors import UsageError
+from repro.errors import UsageError, cannot_write
 
 DEMO_DATA = Path(__file__).resolve().parent / "data" / "demo"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def _prepare(out: Path) -> None:
     try:
         out.mkdir(parents=True)
     except OSError as exc:
-        raise UsageError(f"cannot create {out}: {exc.strerror}") from None
+        raise UsageError(cannot_write(out, exc)) from None
     (out / MARKER).write_text("written by `python -m evalsuite demo`; a rerun replaces this folder\n")
 
 

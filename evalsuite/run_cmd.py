@@ -28,7 +28,7 @@ from evalsuite import results as results_io
 from evalsuite.harness import lm_run, run_folder
 from repro import errors, run_lock
 from repro import lock as lockfile
-from repro.errors import UsageError, options, positive_int
+from repro.errors import UsageError, json_loads, options, positive_int, seed
 from repro.resolve import Resolved, resolve
 
 DEFAULT_OUTPUT = results_io.DEFAULT_ROOT
@@ -40,7 +40,7 @@ def _manifest(res: Resolved) -> dict[str, Any]:
     if res.source != "repro-output":
         return {}
     try:
-        found = json.loads((res.path.parent / "manifest.json").read_text(encoding="utf-8"))
+        found = json_loads((res.path.parent / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
@@ -446,7 +446,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate a seeded random sample of N items of each (sub)task (an unbiased estimate of "
         "the whole set's score, with a wider interval); not with --limit",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of --sample (default: 0)")
     p.add_argument(
         "--data-dir",
         type=Path,

@@ -2,15 +2,20 @@
 
 Temp files and folders are created with os.open/os.mkdir and the ordinary modes (0666/0777),
 so what is renamed into place carries the user's umask like any other file (tempfile's
-mkstemp/mkdtemp would leave 0600/0700). A write that fails (a full disk, a read-only folder)
-raises WriteError, a UsageError: one line, exit 2, and the temp file is gone.
+mkstemp/mkdtemp would leave 0600/0700); a folder another library filled (safetensors writes
+0600) gets the ordinary modes under the umask too (`share_modes`). A write that fails (a full disk,
+a read-only folder) raises WriteError, a UsageError: one line, exit 2, and the temp file is gone.
+The temp folder of a write that was killed is removed by the next write of the same folder
+(`remove_stale`); a live write holds a flock on its own, so it is never taken for one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -18,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from repro.errors import UsageError
+from repro.errors import UsageError, cannot_write
 
 TEMP_SUFFIX = ".tmp"
 
@@ -28,8 +33,58 @@ class WriteError(UsageError):
 
 
 def write_error(path: Path, exc: OSError, what: str = "") -> WriteError:
-    reason = exc.strerror or str(exc)
-    return WriteError(f"cannot write {path}: {reason}{what}")
+    return WriteError(cannot_write(path, exc) + what)
+
+
+def umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; set back at once
+    os.umask(mask)
+    return mask
+
+
+def share_modes(folder: Path) -> None:
+    """Every file under `folder` 0666 and every folder 0777, less the umask: what a plain write gives
+    (safetensors and some other writers leave 0600, tempfile 0700)."""
+    mask = umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _held(folder: Path) -> int | None:
+    """A descriptor holding an exclusive flock on `folder` (kept while a write fills it), or None when
+    another live process holds it."""
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale(final: Path) -> list[Path]:
+    """Remove the temp folders killed writes of `final` left beside it (`.<name>.<hex>.tmp`, model-sized
+    for a run's final/): those no live process holds (output_dir keeps a flock on its temp folder)."""
+    final = Path(final)
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.[0-9a-f]{{12}}{re.escape(TEMP_SUFFIX)}$")
+    removed = []
+    for path in sorted(final.parent.iterdir()) if final.parent.is_dir() else []:
+        if not pattern.match(path.name) or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            fd = _held(path)
+        except OSError:
+            continue
+        if fd is None:  # a write in progress
+            continue
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+        removed.append(path)
+    return removed
 
 
 def open_in_place(path: Path, flags: int, mode: int = 0o666) -> int:
@@ -131,9 +186,15 @@ def output_dir(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(final)  # what a killed write of it left
     tmp = make_temp_dir(final)
     try:
+        fd = _held(tmp)
+    except OSError:  # a filesystem without flock: the write goes on, a kill's leftover stays
+        fd = None
+    try:
         yield tmp
+        share_modes(tmp)
         if final.exists():
             if not overwrite and any(final.iterdir()):
                 raise FileExistsError(final)
@@ -142,6 +203,8 @@ def output_dir(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

@@ -12,10 +12,18 @@ recipe key `chat_template_name` (default `auto`) picks the candidate whose rende
 pinned tokenizer's own template on a few fixed conversations and the dataset's first rows. A run
 is refused when none does. SFT, DPO and RM all take the pick from here (`select`); each manifest
 records it.
+
+A template is the model's, so it is input like any other: every rendering of a tokenizer's own
+template (`render`) has a time limit (a loop of 10^10 steps would hang a run) and a template that
+fails is a one-line error naming the tokenizer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -120,6 +128,59 @@ class Selection:
         }
 
 
+RENDER_SECONDS = 30.0  # one conversation; real templates take milliseconds
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _TooSlow
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM after `seconds` (main thread only: elsewhere there is no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def render(tokenizer: Any, messages: list[Message], **kwargs: Any) -> str:
+    """tokenizer.apply_chat_template(messages, tokenize=False, **kwargs), within RENDER_SECONDS; a
+    template that fails or loops too long is a UsageError naming the tokenizer."""
+    return guarded(tokenizer, tokenizer.apply_chat_template, messages, tokenize=False, **kwargs)
+
+
+def guarded(tokenizer: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)`, a rendering with `tokenizer`'s template, under `render`'s rules."""
+    where = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
+    try:
+        with _time_limit(RENDER_SECONDS):
+            return call(*args, **kwargs)
+    except _TooSlow:
+        raise UsageError(
+            f"{where}: its chat template took over {RENDER_SECONDS:g} s to render one conversation (a "
+            "loop far too long?); fix chat_template in tokenizer_config.json"
+        ) from None
+    except UsageError:
+        raise
+    except Exception as exc:  # jinja's TemplateError, or anything the template's own code raised
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise UsageError(
+            f"{where}: its chat template fails ({type(exc).__name__}: {message}); fix chat_template in "
+            "tokenizer_config.json, or the conversation it fails on"
+        ) from None
+
+
 def requested(recipe: Any) -> tuple[str, str]:
     """The recipe's `chat_template_name` value and source (`auto` when the recipe has none)."""
     item = recipe.hyperparameters.get(RECIPE_KEY)
@@ -144,12 +205,8 @@ def renders_like_tokenizer(tokenizer: Any, name: str, conversations: list[list[M
         return False
     template = CANDIDATES[name].training()
     for messages, generation_prompt in _conversations(list(conversations)):
-        theirs = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
-        )
-        ours = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt, chat_template=template
-        )
+        theirs = render(tokenizer, messages, add_generation_prompt=generation_prompt)
+        ours = render(tokenizer, messages, add_generation_prompt=generation_prompt, chat_template=template)
         if ours != theirs:
             return False
     return True

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import atomic
+from repro.errors import json_loads
 
 MARKER = "checkpoint_complete.json"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")  # transformers.trainer_utils' naming
@@ -52,6 +53,7 @@ def _fsync_tree(folder: Path) -> None:
 
 def mark_complete(folder: Path, step: int) -> None:
     """Flush `folder` to disk, then record it as complete (the marker is written last, atomically)."""
+    atomic.share_modes(folder)  # safetensors leaves its weights 0600; the umask decides, as elsewhere
     _fsync_tree(folder)
     record = {"step": step, "files": _files(folder)}
     atomic.write_text(folder / MARKER, json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -60,7 +62,7 @@ def mark_complete(folder: Path, step: int) -> None:
 def problem(folder: Path) -> str | None:
     """Why `folder` is not a complete checkpoint, or None when it is."""
     try:
-        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        record = json_loads((folder / MARKER).read_text(encoding="utf-8"))
         files = record["files"]
         if not isinstance(files, dict) or not files:
             return f"{MARKER} lists no files"

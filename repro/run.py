@@ -11,7 +11,6 @@ about the recipe changes).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ from repro import (
     trl_args,
 )
 from repro import lock as lockfile
-from repro.errors import UsageError
+from repro.errors import UsageError, cannot_write, full_disk_named, no_space, one_line, out_of_space
 from repro.recipe import BatchPlan, Recipe
 from repro.resolve import Resolved, finished_run, outputs_root, resolve
 
@@ -71,10 +70,10 @@ def _smoke_base_model(root: Path) -> Resolved:
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # stderr stays free for a one-line error of a later check
         try:
-            with atomic.output_dir(path, overwrite=True) as tmp:
+            with full_disk_named(path), atomic.output_dir(path, overwrite=True) as tmp:
                 tiny.build_tiny_model(tmp)
         except OSError as exc:
-            raise UsageError(f"cannot write the embedded tiny model to {path}: {exc.strerror}") from None
+            raise UsageError(cannot_write(path, exc, "the embedded tiny model to ")) from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -112,9 +111,15 @@ def model_input(req: Request) -> Resolved:
 def _read_dataset(path: Path) -> Any:
     from datasets import load_dataset
 
-    if path.is_file():
-        return load_dataset("json", data_files=str(path), split="train")
-    return load_dataset(str(path), split="train")
+    try:
+        if path.is_file():
+            return load_dataset("json", data_files=str(path), split="train")
+        return load_dataset(str(path), split="train")
+    except Exception as exc:  # pyarrow's ArrowInvalid for a torn or too deeply nested row, and the like
+        reason = one_line(str(exc))[:200] or "empty, or no rows"
+        raise UsageError(
+            f"dataset {path} cannot be read ({type(exc).__name__}: {reason}); fix or remove the damaged rows"
+        ) from None
 
 
 def dataset_input(req: Request) -> tuple[Resolved, Any]:
@@ -220,7 +225,7 @@ def _make_dirs(path: Path) -> list[Path]:
         pass  # another process made it meanwhile; the lock decides who writes there
     except OSError as exc:
         _remove_created(created)
-        raise UsageError(f"cannot write --out {path}: {exc.strerror}") from None
+        raise UsageError(cannot_write(path, exc, "--out ")) from None
     return created
 
 
@@ -247,19 +252,6 @@ def _is_main_process() -> bool:
         return True
     launched = world > 1 and all(env.get(k) for k in LAUNCHER_VARIABLES)
     return not launched or rank == 0
-
-
-def _out_of_space(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        text = str(exc)
-        if "No space left on device" in text or "Disk quota exceeded" in text:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _started(req: Request, inputs: dict[str, Resolved], argv: list[str]) -> dict[str, Any]:
@@ -345,24 +337,30 @@ def train(req: Request, argv: list[str]) -> Path:
     fresh = False
     try:
         check_output(req)  # again, under the lock: another run may have written here meanwhile
+        atomic.remove_stale(req.out / "final")  # a killed run's half-written model
         fresh = not _entries(req.out)
         started = _started(req, inputs, argv)
         _show(config_warnings)  # every check passed: the run goes ahead
         return _train(req, argv, inputs, dataset, tokenizer, template, config, started)
     except BaseException as exc:
         # a run that fails before its first complete checkpoint leaves the folder as it found it
-        if fresh and checkpoints.scan(req.out / "checkpoints").newest is None:
+        resumable = checkpoints.scan(req.out / "checkpoints").newest is not None
+        # a full disk (torch.save says only "unexpected pos"), judged before the clean-up frees space
+        full = isinstance(exc, Exception) and not isinstance(exc, UsageError) and out_of_space(exc, req.out)
+        if fresh and not resumable:
             if created:
                 _remove_created(created)
             else:
                 for entry in _entries(req.out):
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
                 (req.out / run_lock.LOCK_NAME).unlink(missing_ok=True)  # safe: acquire re-checks the inode
-        if isinstance(exc, Exception) and _out_of_space(exc):
-            raise UsageError(
-                f"out of disk space writing {req.out}: free some, then rerun with --resume (it continues "
-                "from the newest complete checkpoint)"
-            ) from None
+        if full:
+            then = (
+                "free some, then rerun with --resume (it continues from the newest complete checkpoint)"
+                if resumable
+                else "free some (a checkpoint takes about three times the model's size), then rerun"
+            )
+            raise UsageError(no_space(req.out, then)) from None
         raise
     finally:
         held.release()

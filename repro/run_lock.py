@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro import atomic
-from repro.errors import UsageError
+from repro.errors import UsageError, cannot_write, json_loads
 
 LOCK_NAME = ".lock"
 BUSY_TRIES, BUSY_WAIT_S = 5, 0.1  # a held lock is reported after half a second of asking
@@ -46,7 +46,7 @@ class Held:
 
 def _describe(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json_loads(path.read_text(encoding="utf-8"))
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
         return f"pid {info['pid']} on {info['host']} since {since}: {info['what']}"
     except (OSError, ValueError, KeyError, TypeError):
@@ -73,9 +73,9 @@ def acquire(folder: Path, what: str) -> Held:
     tries = 0
     while True:
         try:
-            fd = atomic.open_in_place(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = atomic.open_in_place(path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
-            raise UsageError(f"cannot write {folder}: {exc.strerror}") from None
+            raise UsageError(cannot_write(folder, exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

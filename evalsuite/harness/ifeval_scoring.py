@@ -16,7 +16,7 @@ from typing import Any
 
 from evalsuite.benchmarks import ifeval_scores
 from evalsuite.harness.punkt import ensure_punkt_tab
-from repro.errors import UsageError, read_text
+from repro.errors import UsageError, json_loads, read_text
 
 METRIC_KEYS = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
 # The reference's names for the four scores; values here are percent, like every suite score.
@@ -183,7 +183,7 @@ def _read_jsonl(path: Path, fields: tuple[str, ...]) -> list[tuple[int, dict[str
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json_loads(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{number}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict) or any(f not in row for f in fields):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.harness.protocol import task_class_path
+from repro import chat_templates
 
 
 @functools.cache
@@ -54,9 +55,9 @@ def requests(task: str, *, tokenizer_dir: Path, data_dir: Path | None, limit: in
     tok = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
 
     def chat(history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return tok.apply_chat_template(
+        return chat_templates.render(  # the model's template: time-limited, a failure one line
+            tok,
             history,
-            tokenize=False,
             add_generation_prompt=add_generation_prompt,
             continue_final_message=not add_generation_prompt,
         )

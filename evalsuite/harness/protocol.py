@@ -21,6 +21,7 @@ from lm_eval.api.samplers import ContextSampler
 from lm_eval.api.task import ConfigurableTask
 
 from evalsuite.harness import sources
+from repro.errors import UsageError
 
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -54,11 +55,40 @@ def _dataset(
 
     folder = sources.benchmark_folder(benchmark, data_dir, lock_path=lock, allow_unlocked=allow_unlocked)
     splits = sources.read_for_evaluation(benchmark, folder, subset)
+    for split, rows in splits.items():
+        _refuse_unencodable(rows, f"{folder}: {benchmark}{f' {subset}' if subset else ''} {split}")
     # Each row keeps its position in its split (lighteval's `__index`): GSM8K's shots are a
     # function of the item's place in the whole test split, whatever --limit evaluates.
     return datasets.DatasetDict(
         {k: datasets.Dataset.from_list([{**r, ROW: i} for i, r in enumerate(v)]) for k, v in splits.items()}
     )
+
+
+def _unencodable(value: Any) -> str | None:
+    """The path to the first string in `value` that is not encodable text (a lone surrogate, which
+    JSON's \\ud800 escape reads in and Arrow and the tokenizer refuse), else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ""
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _unencodable(inner)
+        if found is not None:
+            return f"{key}{'.' + found if found else ''}"
+    return None
+
+
+def _refuse_unencodable(rows: list[dict[str, Any]], where: str) -> None:
+    for number, row in enumerate(rows, 1):
+        field = _unencodable(row)
+        if field is not None:
+            raise UsageError(
+                f"{where} row {number}, field {field}: a lone surrogate (an unpaired \\ud800-\\udfff "
+                "escape), not text; fix or remove that row"
+            )
 
 
 def load_arc_easy(**kw: Any):

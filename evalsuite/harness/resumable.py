@@ -28,8 +28,8 @@ from typing import Any
 from lm_eval.api.model import LM
 from tqdm import tqdm
 
-from repro import atomic
-from repro.errors import UsageError
+from repro import atomic, chat_templates
+from repro.errors import UsageError, json_loads
 
 
 def request_key(kind: str, args: tuple[Any, ...]) -> str:
@@ -40,7 +40,7 @@ def request_key(kind: str, args: tuple[Any, ...]) -> str:
 def _parse(line: bytes) -> dict[str, Any] | None:
     """A cache record, or None for a damaged line."""
     try:
-        rec = json.loads(line)
+        rec = json_loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or "answer" not in rec:
@@ -98,7 +98,13 @@ class ResumableLM(LM):
     def apply_chat_template(
         self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
-        return self.inner.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+        # the model's template is input: time-limited, and its failure one line (repro/chat_templates.py)
+        return chat_templates.guarded(
+            getattr(self.inner, "tokenizer", None),
+            self.inner.apply_chat_template,
+            chat_history,
+            add_generation_prompt=add_generation_prompt,
+        )
 
     @property
     def tokenizer_name(self) -> str:

@@ -10,11 +10,12 @@ identity: two models can share both.
 
 A run under a label whose folder belongs to another model is refused; `--force` empties it
 first. While a run works, its per-item records go to `.pending/`; at the end the old
-results.json is removed, the records moved into `items/` and the new results.json (with the
-sha256 of each items file) written, so a results.json is only ever beside the items it was
-written with: a kill leaves the folder without results.json (unfinished, ignored by `tables`),
-never with a mix. One run at a time: `owned` holds the folder's run lock (repro/run_lock.py) for
-the run's whole life, and a failed run removes the folders it made if they hold nothing of use.
+results.json is removed, the records moved into `items/` (an earlier run's items files the new
+results do not list removed) and the new results.json (with the sha256 of each items file)
+written, so a results.json is only ever beside the items it was written with: a kill leaves the
+folder without results.json (unfinished, ignored by `tables`), never with a mix. One run at a
+time: `owned` holds the folder's run lock (repro/run_lock.py) for the run's whole life, and a
+failed run removes the folders it made if they hold nothing of use.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from evalsuite import results as results_io
 from repro import atomic, run_lock
-from repro.errors import UsageError
+from repro.errors import UsageError, cannot_write, json_loads
 
 IDENTITY_FORMAT = "smoltulu-identity/1"
 IDENTITY_FILE = results_io.IDENTITY_FILE
@@ -99,7 +100,7 @@ def outputs_identity(path: Path) -> Identity:
 def recorded(folder: Path) -> dict[str, Any] | None:
     """The identity a folder records; None when it records none (or an unreadable one)."""
     try:
-        raw = json.loads((Path(folder) / IDENTITY_FILE).read_text(encoding="utf-8"))
+        raw = json_loads((Path(folder) / IDENTITY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return raw if isinstance(raw, dict) and isinstance(raw.get("sha256"), str) else None
@@ -135,7 +136,7 @@ def claim(folder: Path, identity: Identity, *, force: bool = False) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+        raise UsageError(cannot_write(folder, exc, "results to ")) from None
     got = recorded(folder)
     if got is None or got["sha256"] != identity.sha256:
         if _contents(folder) and not force:
@@ -157,7 +158,7 @@ def claim(folder: Path, identity: Identity, *, force: bool = False) -> Path:
         _remove([pending])  # a killed run's records: recomputed from the request cache
         pending.mkdir(0o777)
     except OSError as exc:
-        raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+        raise UsageError(cannot_write(folder, exc, "results to ")) from None
     return pending
 
 
@@ -221,7 +222,7 @@ def owned(
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot write results to {folder}: {exc.strerror}") from None
+            raise UsageError(cannot_write(folder, exc, "results to ")) from None
         with run_lock.hold(folder, what):
             pending = claim(folder, identity, force=force)
             try:
@@ -236,6 +237,16 @@ def owned(
 def discard(pending: Path) -> None:
     with contextlib.suppress(OSError):
         _remove([Path(pending)])
+
+
+def _unlisted_items(folder: Path, results: results_io.Results) -> list[Path]:
+    """Items files of an earlier run that the new results.json does not list (a rerun of the label
+    with fewer --benchmarks): removed, so every items file beside results.json is one of its own."""
+    listed = {(folder / b.items).resolve() for b in results.benchmarks.values() if b.items}
+    items = folder / results_io.ITEMS_DIR
+    if not items.is_dir() or items.is_symlink():
+        return []
+    return [p for p in sorted(items.iterdir()) if p.resolve() not in listed and not p.name.startswith(".")]
 
 
 def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
@@ -264,6 +275,7 @@ def commit(folder: Path, results: results_io.Results, pending: Path) -> Path:
             _remove([folder / name])
             if (pending / name).is_dir():
                 os.replace(pending / name, folder / name)
+        _remove(_unlisted_items(folder, results))
         atomic.fsync_dir(folder)
     except OSError as exc:
         raise atomic.write_error(target, exc) from None

@@ -23,7 +23,7 @@ from typing import Any
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
 from evalsuite.harness import run_folder, sources
-from repro.errors import UsageError, options
+from repro.errors import UsageError, json_loads, options
 
 GENERATIVE = ("gsm8k", "bbh", "ifeval")
 Scorer = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -63,7 +63,7 @@ def _read_outputs(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json_loads(line)
         except json.JSONDecodeError:
             raise UsageError(f"{path}:{n}: not valid JSON") from None
         if (

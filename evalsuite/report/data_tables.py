@@ -29,7 +29,7 @@ from evalsuite import results as results_fmt
 from evalsuite.report import datafile
 from evalsuite.report.stats import CONFIDENCE, wilson_interval
 from evalsuite.report.tablegen import Cell, Grid
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_FILE = ROOT / "tables" / "reported" / "data" / "data_tables.yaml"
@@ -214,7 +214,7 @@ def discover(roots: list[Path]) -> list[Measurement]:
     out: dict[tuple[str, str], Measurement] = {}
     for path in dict.fromkeys(p.resolve() for p in found):
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json_loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UsageError(f"{path}: not a JSON file ({str(exc).splitlines()[0]}); move it away") from None
         if isinstance(raw, dict) and raw.get("command") == "contamination":

@@ -146,7 +146,7 @@ def _load_one(path: Path, reported: ReportedScores, with_items: bool, keys: tupl
             f"{path}: model {label!r} is a {known} in the paper, but the results say {res.model.kind}"
         )
     run = Run(path, res, ablation_keys=keys)
-    if with_items and not run.is_ablation:
+    if with_items:  # grid points too: a hand-edited score must not pass for a trend
         for name, bench in res.benchmarks.items():
             run.items[name] = _load_benchmark(path.parent, name, bench)
     return run

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from evalsuite import results as results_fmt
 from repro import atomic
-from repro.errors import UsageError, options, positive_int
+from repro.errors import UsageError, cannot_write, options, positive_int, seed
 
 if TYPE_CHECKING:
     from evalsuite.report.analysis import Report
@@ -170,7 +170,7 @@ def _write_set(out: Path, files: dict[str, bytes]) -> None:
         tmp = None
     except OSError as exc:
         raise UsageError(
-            f"cannot write the tables to {out}: {exc.strerror or exc}; the previous tables are unchanged"
+            f"{cannot_write(out, exc, 'the tables to ')}; the previous tables are unchanged"
         ) from None
     finally:
         if tmp is not None:
@@ -250,7 +250,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resamples", type=_positive, default=10_000, help="bootstrap/permutation resamples (10000)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of every resampling stream (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of every resampling stream (default: 0)")
     p.add_argument(
         "--all-pairs",
         action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 
 RM_ARCHITECTURE_SUFFIX = "ForSequenceClassification"
 
@@ -14,7 +14,7 @@ def is_reward_model(model_path: Path) -> bool:
     """True when config.json names a sequence-classification architecture (a score head)."""
     config = Path(model_path) / "config.json"
     try:
-        raw = json.loads(config.read_text(encoding="utf-8"))
+        raw = json_loads(config.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{model_path}: no config.json; pass a model folder, lock name or hub id") from None
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro import atomic
-from repro.errors import UsageError
+from repro import atomic, chat_templates
+from repro.errors import UsageError, json_loads
 from repro.preference import reward_ids
 
 Message = dict[str, str]
@@ -31,7 +31,7 @@ class RewardModel:
     path: Path
 
     def render(self, messages: list[Message]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        return chat_templates.render(self.tokenizer, messages)  # time-limited; a failure is one line
 
     def encode(self, text: str) -> list[int]:
         """The tokens up to the one the reward is read at: the token before the first pad.
@@ -100,7 +100,7 @@ class Cache:
         self._torn = bool(text) and not text.endswith("\n")
         for line in text.splitlines():
             try:
-                rec = json.loads(line)
+                rec = json_loads(line)
                 self.rewards[rec["key"]] = float(rec["reward"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue

@@ -20,7 +20,7 @@ from typing import Any
 from evalsuite import results as results_io
 from evalsuite.sharpness import record as record_io
 from repro import lock as lockfile
-from repro.errors import UsageError, positive_int
+from repro.errors import UsageError, json_loads, non_negative_int, positive_float, positive_int, seed
 
 DEFAULT_OUTPUT = results_io.DEFAULT_ROOT  # the file goes to OUTPUT/sharpness/<label>.json
 
@@ -44,14 +44,15 @@ def _manifest(model_dir: Path, source: str) -> dict[str, Any] | None:
         return None
     path = model_dir.parent / "manifest.json"
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json_loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable run manifest ({exc.__class__.__name__})") from None
     return raw if isinstance(raw, dict) else None
 
 
 def _hp(manifest: dict[str, Any], key: str) -> Any:
-    item = manifest.get("hyperparameters", {}).get(key)
+    table = manifest.get("hyperparameters")
+    item = table.get(key) if isinstance(table, dict) else None  # a hand-edited manifest: no value
     return item.get("value") if isinstance(item, dict) else None
 
 
@@ -272,7 +273,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, help="SFT rows (`messages`): required unless --model is a run folder")
     p.add_argument("--rows", type=positive_int, default=d.rows, help=f"rows in the batch (default {d.rows})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the rows, start vector and box start")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the rows, start vector and box start")
     p.add_argument(
         "--max-iterations",
         type=positive_int,
@@ -285,8 +286,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=d.tolerance,
         help="converged when the residual |Hv - λv| / |λ| is below this (1e-3)",
     )
-    p.add_argument("--epsilon", type=float, default=d.epsilon, help="ε of Keskar's box (default 1e-3)")
-    p.add_argument("--ascent-steps", type=int, default=d.ascent_steps, help="ascent steps in the box (10)")
+    p.add_argument(
+        "--epsilon", type=positive_float, default=d.epsilon, help="ε of Keskar's box (default 1e-3)"
+    )
+    p.add_argument(
+        "--ascent-steps", type=non_negative_int, default=d.ascent_steps, help="ascent steps in the box (10)"
+    )
     p.add_argument(
         "--micro-batch", type=positive_int, default=d.micro_batch, help="rows per forward pass (4)"
     )

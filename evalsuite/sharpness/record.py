@@ -21,7 +21,7 @@ from typing import Any
 
 from evalsuite import results as results_io
 from repro.atomic import write_text
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 
 FORMAT = "smoltulu-sharpness/1"
 FOLDER = "sharpness"  # files are found in folders of this name under the --results roots
@@ -96,7 +96,7 @@ def _parse(raw: Any, where: str) -> Measurement:
 
 def load(path: Path) -> Measurement:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = json_loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no sharpness file; run `python -m evalsuite sharpness` first") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

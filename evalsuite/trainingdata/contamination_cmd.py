@@ -12,11 +12,12 @@ flagged item's best match.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,10 @@ def training_rows(
         kinds = {"parquet" if p.suffix == ".parquet" else "json" for p in files}
         if len(kinds) != 1 or any(p.suffix not in (".parquet", ".jsonl", ".json") for p in files):
             raise UsageError("--train-files takes .parquet files or .json/.jsonl files, not a mix")
-        ds = datasets.load_dataset(
-            kinds.pop(), data_files=[str(p) for p in files], split="train", streaming=True
-        )
+        with _unreadable_files(files):
+            ds = datasets.load_dataset(
+                kinds.pop(), data_files=[str(p) for p in files], split="train", streaming=True
+            )
         info: dict[str, Any] = {"files": [str(p) for p in files]}
         total = None
     else:
@@ -196,9 +198,10 @@ def training_rows(
         }
         splits = getattr(ds.info, "splits", None) or {}
         total = splits["train"].num_examples if "train" in splits else None
-    first = next(iter(ds), None)
-    if first is None:
-        raise UsageError("the training set has no rows")
+    with _unreadable_files(files):
+        first = next(iter(ds), None)
+    if first is None or not isinstance(first, dict):
+        raise UsageError(f"the training set has no rows{f' ({_names(files)})' if files else ''}")
     if field is None:
         field = next((f for f in ("messages", "chosen") if f in first), None)
         if field is None:
@@ -209,7 +212,35 @@ def training_rows(
         raise UsageError(f"rows have no {field!r} column ({sorted(first)}); pass --messages-field")
     info["messages_field"] = field
     ds = ds.select_columns([field])
-    return (row[field] for row in ds), total, info
+    return _rows(ds, field, files), total, info
+
+
+def _names(files: list[Path]) -> str:
+    return ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+
+
+@contextlib.contextmanager
+def _unreadable_files(files: list[Path] | None) -> Iterator[None]:
+    """A local training file that `datasets` cannot read (empty, torn, not JSON, nested too deeply) is
+    a one-line error naming it, whatever pyarrow raised (ArrowInvalid, StopIteration, ...)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as exc:
+        if not files:
+            raise
+        reason = one_line(str(exc))[:200] or "empty, or no rows"
+        raise UsageError(
+            f"training file(s) {_names(files)} cannot be read ({type(exc).__name__}: {reason}); fix or "
+            "remove the damaged rows"
+        ) from None
+
+
+def _rows(ds: Any, field: str, files: list[Path] | None) -> Iterator[Any]:
+    with _unreadable_files(files):  # a damaged row further down the file
+        for row in ds:
+            yield row[field]
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from evalsuite.trainingdata import languages as lang
 from repro import lock as lockfile
-from repro.errors import non_negative_int, positive_int
+from repro.errors import non_negative_int, positive_int, seed
 
 DEFAULT_OUTPUT = Path("results") / "languages"
 
@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"rows drawn at random without replacement (default {lang.DEFAULT_SAMPLE:,}: a 95%% interval "
         "of about ±0.7 points at 83%%, ±0.2 at 1%%; the whole set when it is smaller)",
     )
-    p.add_argument("--seed", type=int, default=lang.DEFAULT_SEED, help="seed of the sample (default: 0)")
+    p.add_argument("--seed", type=seed, default=lang.DEFAULT_SEED, help="seed of the sample (default: 0)")
     p.add_argument(
         "--text",
         choices=tuple(lang.TEXT_CHOICES),
