@@ -2,11 +2,14 @@
 
 `UsageError` is bad input or an unmet precondition, with a message that says what to do. Every
 other exception that reaches `run_cli` is turned into one line too: an OSError names the path and
-the reason (a full disk, a read-only folder, a file where a folder is expected), a file that is
+the reason (a read-only folder, a file where a folder is expected; a full disk names its
+filesystem and the file being written, as does a library's own error for one), a file that is
 not UTF-8 says so, and anything unexpected is reported as an internal error with its type, its
-message and where it was raised. `--debug` (any command, either CLI) or SMOLTULU_DEBUG=1 shows
-the traceback instead; the flag also sets SMOLTULU_DEBUG, so commands that run other commands
-(the demo) pass it on.
+message and where it was raised. Control characters are shown escaped in every line. SIGTERM
+unwinds like Ctrl-C, so every clean-up runs. JSON is read through `json_loads`, for which nesting
+too deep for the parser is damage like any other. `--debug` (any command, either CLI) or
+SMOLTULU_DEBUG=1 shows the traceback instead; the flag also sets SMOLTULU_DEBUG, so commands that
+run other commands (the demo) pass it on.
 """
 
 from __future__ import annotations
