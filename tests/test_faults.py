@@ -710,6 +710,23 @@ def test_debug_shows_the_traceback(how: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "a-file" / "m").exists()
 
 
+def _cache_run_argv(model: Path, output: Path) -> list[str]:
+    return [
+        "run", "--model", str(model), "--data-dir", str(DEMO_DATA), "--benchmarks", "piqa", "--limit", "1",
+        "--output", str(output), "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cached_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-item PIQA run with its request cache: each case below damages a copy of it."""
+    output = tmp_path_factory.mktemp("cached-run")
+    first = run_module("evalsuite", *_cache_run_argv(tiny_model_dir, output), env=OFFLINE)
+    assert first.returncode == 0, first.stderr[-2000:]
+    return output / tiny_model_dir.name
+
+
+@pytest.mark.slow  # two evaluation CLI runs (one shared by the cases)
 @pytest.mark.parametrize(
     "line",
     [
@@ -727,19 +744,15 @@ def test_debug_shows_the_traceback(how: list[str], tmp_path: Path) -> None:
     ],
 )
 def test_a_malformed_cache_line_is_skipped_and_recomputed(
-    line: str, tiny_model_dir: Path, tmp_path: Path
+    line: str, tiny_model_dir: Path, cached_run: Path, tmp_path: Path
 ) -> None:
     """The request cache's contract (evalsuite/harness/resumable.py): a damaged line is skipped, counted and
     its request computed again; never a traceback, never a wrong answer reused."""
     from evalsuite import results as results_io
 
-    argv = [
-        "run", "--model", str(tiny_model_dir), "--data-dir", str(DEMO_DATA), "--benchmarks", "piqa",
-        "--limit", "1", "--output", str(tmp_path), "--no-progress",
-    ]  # fmt: skip
-    first = run_module("evalsuite", *argv, env=OFFLINE)
-    assert first.returncode == 0, first.stderr[-2000:]
+    argv = _cache_run_argv(tiny_model_dir, tmp_path)
     folder = tmp_path / tiny_model_dir.name
+    shutil.copytree(cached_run, folder)
     scores = {k: v.score for k, v in results_io.load(folder).benchmarks.items()}
     cache = folder / "cache" / "requests.jsonl"
     records = [json.loads(x) for x in cache.read_text().splitlines()]
@@ -760,8 +773,9 @@ def _smoke_sft(outputs: Path) -> Path:
     return outputs / "smoke" / "sft-1130"
 
 
-def test_two_training_runs_with_the_same_seed_are_identical(tmp_path: Path) -> None:
-    a, b = _smoke_sft(tmp_path / "a"), _smoke_sft(tmp_path / "b")
+@pytest.mark.slow  # a smoke run, compared with the session's shared one
+def test_two_training_runs_with_the_same_seed_are_identical(smoke_sft: Path, tmp_path: Path) -> None:
+    a, b = smoke_sft, _smoke_sft(tmp_path / "b")
     losses = [json.loads((r / "manifest.json").read_text())["metrics"]["step_losses"] for r in (a, b)]
     assert losses[0] == losses[1] and len(losses[0]) == 3
     assert_same_weights(a / "final", b / "final")

@@ -61,12 +61,10 @@ def _finish(proc: subprocess.Popen) -> CliResult:
 
 
 @pytest.fixture(scope="module")
-def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted smoke SFT run (3 steps, a checkpoint each): the reference, never modified."""
-    outputs = tmp_path_factory.mktemp("outputs")
-    result = _repro(outputs)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outputs / "smoke" / "sft-1130"
+def whole(smoke_sft: Path) -> Path:
+    """An uninterrupted smoke SFT run (3 steps, a checkpoint each; the session's shared one): the
+    reference, never modified (copies go beside it)."""
+    return smoke_sft
 
 
 def _outputs(run: Path) -> Path:
@@ -104,6 +102,7 @@ def _resume(run: Path, outputs: Path | None = None) -> CliResult:
 # ------------------------------------------------------------------ torn and incomplete checkpoints
 
 
+@pytest.mark.slow  # a resumed smoke run, beside the shared one
 def test_resume_skips_a_torn_checkpoint_and_matches_an_uninterrupted_run(whole: Path, tmp_path: Path) -> None:
     run = _copy(whole, tmp_path)
     _unfinish(run)
@@ -158,6 +157,7 @@ def kill_when(start: Callable[[int], tuple[subprocess.Popen, Path]], appears: st
     pytest.fail(f"could not kill a smoke run while it was writing {appears}")
 
 
+@pytest.mark.slow  # a killed and a resumed smoke run, beside the shared one
 def test_kill_while_a_checkpoint_is_written_then_resume(whole: Path, tmp_path: Path) -> None:
     outputs = _outputs(whole)
     run = kill_when(
@@ -175,6 +175,7 @@ def test_kill_while_a_checkpoint_is_written_then_resume(whole: Path, tmp_path: P
 # ------------------------------------------------------------------ one run per output folder
 
 
+@pytest.mark.slow  # a smoke run (and a refused one), beside the shared one
 def test_two_runs_started_together_into_one_folder(whole: Path, tmp_path: Path) -> None:
     out = tmp_path / "shared"
     procs = [_start(_outputs(whole), out) for _ in range(2)]
@@ -238,6 +239,7 @@ def test_resume_with_other_settings_is_refused(
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before
 
 
+@pytest.mark.slow  # refused after loading, beside the shared smoke run
 def test_resume_from_another_model_is_refused(whole: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     run = _copy(whole, tmp_path)
     _unfinish(run)

@@ -86,13 +86,17 @@ def test_flattened_batches_keep_the_token_mean_loss(
     assert flat == pytest.approx(padded, rel=1e-6)
 
 
-def test_padding_free_run_ends_with_the_weights_of_a_padded_run(tmp_path: Path) -> None:
-    env = {"SMOLTULU_OUTPUTS": str(tmp_path / "outputs")}
-    runs = {"padding-free": tmp_path / "free", "padded": tmp_path / "padded"}
-    for name, out in runs.items():
-        extra = ["--override", "padding_free=false"] if name == "padded" else []
-        result = run_module("repro", "sft-1130", "--profile", "smoke", "--out", str(out), *extra, env=env)
-        assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.slow  # a padded smoke run beside the shared padding-free one (the recipe's default)
+def test_padding_free_run_ends_with_the_weights_of_a_padded_run(
+    smoke_outputs: Path, smoke_sft: Path, tmp_path: Path
+) -> None:
+    runs = {"padding-free": smoke_sft, "padded": tmp_path / "padded"}
+    env = {"SMOLTULU_OUTPUTS": str(smoke_outputs)}
+    result = run_module(
+        "repro", "sft-1130", "--profile", "smoke", "--out", str(runs["padded"]), "--override",
+        "padding_free=false", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((runs["padding-free"] / "manifest.json").read_text())
     assert manifest["hyperparameters"]["padding_free"]["value"] is True
     assert _losses(runs["padding-free"]) == pytest.approx(_losses(runs["padded"]), rel=1e-5)

@@ -19,14 +19,16 @@ def _train(outputs: Path, *args: str):
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outputs = tmp_path_factory.mktemp("outputs")
-    for name in ("sft-1130", "dpo-1130", "rm-1130"):
-        result = _train(outputs, name)
+def chain(smoke_outputs: Path) -> Path:
+    """SFT (the shared session run) -> DPO -> RM, each stage finding its parent in SMOLTULU_OUTPUTS."""
+    for name in ("dpo-1130", "rm-1130"):
+        result = _train(smoke_outputs, name)
         assert result.returncode == 0, result.stderr[-3000:]
-    return outputs / "smoke"
+    return smoke_outputs / "smoke"
 
 
+# Each test of the chain pays for two smoke trainings (~15 s of CPU) when it runs alone.
+@pytest.mark.slow
 def test_each_stage_leaves_a_loadable_checkpoint(chain: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -38,6 +40,7 @@ def test_each_stage_leaves_a_loadable_checkpoint(chain: Path) -> None:
     assert not list((chain / "sft-1130" / "final").glob("*.bin"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sft-1130", "dpo-1130", "rm-1130"])
 def test_manifest_records_the_run(chain: Path, name: str) -> None:
     m = json.loads((chain / name / "manifest.json").read_text())
@@ -79,14 +82,19 @@ def _losses(out: Path) -> list[float]:
 
 
 @pytest.mark.faults
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    whole = tmp_path / "whole"
-    assert _start(tmp_path, whole).wait(timeout=300) == 0
+@pytest.mark.slow  # a killed and a resumed smoke run, beside the shared uninterrupted one
+def test_resume_after_sigkill_matches_an_uninterrupted_run(
+    smoke_outputs: Path, smoke_sft: Path, tmp_path: Path
+) -> None:
+    whole = smoke_sft
     killed = kill_after_first_checkpoint(
-        lambda attempt: (_start(tmp_path, tmp_path / f"killed-{attempt}"), tmp_path / f"killed-{attempt}")
+        lambda attempt: (
+            _start(smoke_outputs, tmp_path / f"killed-{attempt}"),
+            tmp_path / f"killed-{attempt}",
+        )
     )
     assert not (killed / "final").exists()
-    assert _start(tmp_path, killed, "--resume").wait(timeout=300) == 0
+    assert _start(smoke_outputs, killed, "--resume").wait(timeout=300) == 0
     assert _losses(killed)[-1] == pytest.approx(_losses(whole)[-1], abs=1e-6)
     assert_same_weights(killed / "final", whole / "final")
 
