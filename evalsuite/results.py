@@ -28,7 +28,7 @@ from typing import Any
 
 from evalsuite import benchmarks as bench_registry
 from repro.atomic import write_text
-from repro.errors import UsageError
+from repro.errors import UsageError, json_loads
 
 FORMAT = "smoltulu-eval/1"
 # Bump when a prompt, shot-selection, metric or aggregation rule changes: results of another
@@ -176,7 +176,7 @@ def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
         path = path / RESULTS_FILE
     where = str(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json_loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{where}: no results file; run `python -m evalsuite run` first") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -247,7 +247,7 @@ def load(path: Path, *, protocol: str | None = PROTOCOL) -> Results:
 def _check_identity(folder: Path, model: ModelInfo, where: str) -> None:
     """A folder whose identity.json names another model than its results.json is a mix: refused."""
     try:
-        raw = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+        raw = json_loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return  # written by hand, by simulate, or before identities were recorded
     except (OSError, ValueError):
@@ -273,7 +273,7 @@ def read_items(path: Path) -> tuple[bytes, list[Any]]:
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text; the file is corrupt") from None
     try:  # one parse of the whole file; blank lines (",,") send it down the slow path
-        return data, json.loads("[" + text.strip().replace("\n", ",") + "]")
+        return data, json_loads("[" + text.strip().replace("\n", ",") + "]")
     except json.JSONDecodeError:
         pass
     records = []
@@ -281,7 +281,7 @@ def read_items(path: Path) -> tuple[bytes, list[Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json_loads(line))
         except json.JSONDecodeError:
             raise UsageError(f"{path}:{lineno}: not valid JSON; the file is corrupt") from None
     return data, records

@@ -249,3 +249,21 @@ def test_a_label_or_folder_cannot_inject_latex(tmp_path: Path) -> None:
         tables_cmd.generate([evil], tmp_path / "out2", formats=("latex",), resamples=1000)
     shown = describe(err.value)  # what the command prints
     assert shown.isprintable() and "res \\input{/etc/passwd} %" in shown
+
+
+# --------------------------------------------------------------------------- deeply nested JSON
+
+
+def test_deep_results_and_items_are_named_not_internal_errors(tmp_path: Path) -> None:
+    from evalsuite import results as results_io
+    from evalsuite.report import simulate
+
+    deep = "[" * 100_000 + "]" * 100_000
+    folder = simulate.write_results(tmp_path / "m", "dpo-1130", {"gsm8k": 51.6}, seed=1).folder
+    items = folder / "items" / "gsm8k.jsonl"
+    items.write_text(deep + "\n")
+    with pytest.raises(UsageError, match=r"gsm8k.jsonl"):
+        results_io.load_items(folder, "gsm8k")
+    (folder / "results.json").write_text(deep)
+    with pytest.raises(UsageError, match=r"results.json: not valid JSON \(nested too deeply"):
+        results_io.load(folder)

@@ -146,7 +146,7 @@ def prepare(dataset: Any, tokenizer: Any, max_prompt_length: int | None) -> tupl
 
     def row(example: dict[str, Any]) -> dict[str, Any]:
         prompt = _prompt(example["messages"])
-        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        text = chat_templates.render(tokenizer, prompt, add_generation_prompt=True)  # time-limited
         tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
         return {"prompt": prompt, "prompt_tokens": tokens}
 
