@@ -191,6 +191,12 @@ def _cases(tmp: Path, model: Path, rm: Path) -> dict[str, Case]:
     return {**_original_cases(tmp, model, run, piqa_row), **_issue_16_cases(tmp, model, rm, run)}
 
 
+def _a_file(tmp: Path) -> Path:
+    blocker = tmp / "a-file-not-a-folder"
+    blocker.write_text("x\n")
+    return blocker
+
+
 def _original_cases(tmp: Path, model: Path, run: list[str], piqa_row: str) -> dict[str, Case]:
     return {
         # repro
@@ -265,7 +271,7 @@ def _original_cases(tmp: Path, model: Path, run: list[str], piqa_row: str) -> di
                 "--model",
                 str(model),
                 "--output",
-                str(model / "config.json"),
+                str(_a_file(tmp)),  # a file where the output folder should be (not inside the model)
                 "--data-dir",
                 str(DEMO_DATA),
                 "--benchmarks",
