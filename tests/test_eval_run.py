@@ -55,6 +55,7 @@ def test_all_seven_benchmarks_write_results_and_items(
     assert results_io.load(folder).benchmarks["gsm8k"].score == res.benchmarks["gsm8k"].score
 
 
+@pytest.mark.slow  # three evaluation CLI runs (one killed)
 @pytest.mark.faults
 def test_killed_run_resumes_without_recomputing_finished_requests(
     tiny_model_dir: Path, real_items: Path, tmp_path: Path

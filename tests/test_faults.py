@@ -787,6 +787,7 @@ def test_two_training_runs_with_the_same_seed_are_identical(smoke_sft: Path, tmp
     assert_same_weights(a / "final", b / "final")
 
 
+@pytest.mark.slow  # two evaluation CLI runs
 def test_two_evaluations_give_identical_scores(tiny_model_dir: Path, tmp_path: Path) -> None:
     from evalsuite import results as results_io
 

@@ -187,6 +187,7 @@ def test_two_sharded_models_have_different_cache_fingerprints(
     assert {p.name for p in a.glob("*.safetensors")} | {"model.safetensors.index.json"} <= set(files)
 
 
+@pytest.mark.slow  # three evaluation CLI runs
 def test_another_model_under_the_same_label_is_refused_unless_forced(
     sharded_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -213,6 +214,7 @@ def test_another_model_under_the_same_label_is_refused_unless_forced(
 # --------------------------------------------------------------------------- results folders
 
 
+@pytest.mark.slow  # two evaluation CLI runs
 def test_evaluating_into_a_folder_a_live_run_holds_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     folder = out / "held"
@@ -255,6 +257,7 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:
     return False
 
 
+@pytest.mark.slow  # three evaluation CLI runs (one killed) and the tables
 def test_a_killed_rerun_with_another_model_never_leaves_a_mix(
     sharded_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -453,7 +456,8 @@ def test_tables_refuse_an_out_folder_with_other_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("what", "pattern", "nth"),
     [
-        ("cache", "*/cache/requests.jsonl", 2),  # piqa's answers are kept, arc's append fails
+        # piqa's answers are kept, arc's append fails; two evaluation CLI runs
+        pytest.param("cache", "*/cache/requests.jsonl", 2, marks=pytest.mark.slow),
         ("items", "*items/*", 1),
         ("results", "*results.json*", 1),
     ],
