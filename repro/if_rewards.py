@@ -197,13 +197,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 # --- the caller -----------------------------------------------------------------------------------
 
 
-def _constraint(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
-    from repro.errors import UsageError
+def constraint_of(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A row's Tulu 3 constraint (its JSON text or the mapping itself), with its func_name."""
+    from repro.errors import UsageError, json_loads
 
     constraint = ground_truth
     if isinstance(ground_truth, str):
         try:
-            constraint = json.loads(ground_truth)
+            constraint = json_loads(ground_truth)
         except json.JSONDecodeError as exc:
             raise UsageError(f"ifeval ground_truth is not JSON ({exc.msg})") from None
     if not isinstance(constraint, Mapping) or "func_name" not in constraint:
@@ -215,7 +216,7 @@ def call(ground_truth: str | Mapping[str, Any]) -> tuple[Callable[..., Any], dic
     """The row's function and the arguments open-instruct passes it: every non-null one but func_name."""
     from repro.errors import UsageError
 
-    constraint = _constraint(ground_truth)
+    constraint = constraint_of(ground_truth)
     name = constraint.pop("func_name")
     if name not in FUNCTIONS:
         raise UsageError(f"ifeval ground_truth func_name {name!r} is not one of Tulu 3's if_functions")

@@ -26,7 +26,6 @@ that never produced an end-of-sequence token (`--non_stop_penalty`).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import signal
@@ -319,14 +318,7 @@ def check_ifeval_reward(value: Any) -> str:
 
 def ifeval_instructions(ground_truth: str | Mapping[str, Any]) -> list[Instruction]:
     """The IFEval instructions (id, kwargs) a row's Tulu 3 constraint JSON stands for."""
-    constraint = ground_truth
-    if isinstance(ground_truth, str):
-        try:
-            constraint = json.loads(ground_truth)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"ifeval ground_truth is not JSON ({exc.msg})") from None
-    if not isinstance(constraint, Mapping) or "func_name" not in constraint:
-        raise UsageError("ifeval ground_truth has no func_name")
+    constraint = if_rewards.constraint_of(ground_truth)
     name = constraint["func_name"]
     if name not in IFEVAL_INSTRUCTIONS:
         raise UsageError(f"ifeval ground_truth func_name {name!r} is not one of Tulu 3's if_functions")
