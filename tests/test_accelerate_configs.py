@@ -1,4 +1,4 @@
-"""The ready accelerate configs parse and describe the engines the README documents."""
+"""The ready accelerate configs parse and describe the engines the training docs document."""
 
 from __future__ import annotations
 
@@ -17,4 +17,4 @@ def test_config_loads_in_accelerate(name: str, kind: str) -> None:
     assert yaml.safe_load(path.read_text())["distributed_type"] == kind
     config = ClusterConfig.from_yaml_file(str(path))
     assert str(config.distributed_type).endswith(kind) and config.mixed_precision == "bf16"
-    assert name in (ROOT / "README.md").read_text()
+    assert f"{name}.yaml" in (ROOT / "docs" / "training.md").read_text()
