@@ -49,23 +49,11 @@ class Step:
 
 
 def find_benchdata(given: Path | None) -> Path | None:
-    """--data-dir, else $SMOLTULU_BENCHDATA, else ../shared/benchdata beside the repo or the cwd."""
-    if given is not None:
-        if not given.is_dir():
-            raise UsageError(f"--data-dir {given} is not a directory")
-        return given
-    explicit = os.environ.get("SMOLTULU_BENCHDATA")
-    if explicit:  # named explicitly: used, or an error, never silently replaced by another copy
-        if not (Path(explicit) / "gsm8k").is_dir():
-            raise UsageError(
-                f"SMOLTULU_BENCHDATA={explicit} is not a benchmark folder (no gsm8k/ in it): point it at a "
-                "copy of ../shared/benchdata, or unset it"
-            )
-        return Path(explicit)
-    for d in (REPO_ROOT.parent, Path.cwd().parent):
-        if (d / "shared" / "benchdata" / "gsm8k").is_dir():
-            return d / "shared" / "benchdata"
-    return None
+    """Benchmark files by the rule every command follows (sources.DATA_RULE: --data-dir, else
+    $SMOLTULU_BENCHDATA); None: the demo's hand-written items (the demo never uses the hub)."""
+    from evalsuite.harness import sources
+
+    return sources.data_root(given)
 
 
 def real_items(given: Path | None) -> Path | None:

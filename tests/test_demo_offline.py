@@ -32,3 +32,23 @@ def test_a_failed_required_step_still_stops_the_demo(tmp_path: Path, monkeypatch
     monkeypatch.setattr(demo, "plan", lambda *args, **kwargs: [demo.Step("train", ["repro", "no-such"])])
     with pytest.raises(UsageError, match="step 1 failed"):
         demo.run(tmp_path / "out", None, 1)
+
+
+def test_one_data_rule_for_every_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data-dir, else $SMOLTULU_BENCHDATA, else the hub: the same for run, score and the demo,
+    and every "not found" error says it."""
+    from evalsuite.demo import DEMO_DATA
+    from evalsuite.harness import sources
+    from repro.errors import UsageError
+
+    monkeypatch.setenv(sources.DATA_ENV, str(DEMO_DATA))
+    assert sources.benchmark_folder("piqa", None) == DEMO_DATA / "piqa"  # `run` reads the variable too
+    assert demo.find_benchdata(None) == DEMO_DATA
+    with pytest.raises(
+        UsageError, match=r"has no mmlu_pro/ folder.*--data-dir DIR, else \$SMOLTULU_BENCHDATA"
+    ):
+        sources.benchmark_folder("mmlu_pro", tmp_path)  # --data-dir wins over the variable
+    monkeypatch.delenv(sources.DATA_ENV)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UsageError, match=r"or pass local files: benchmark data is read from --data-dir"):
+        sources.benchmark_folder("piqa", None, allow_unlocked=True)

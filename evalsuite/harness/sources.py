@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -383,23 +384,51 @@ READERS: dict[str, Callable[..., dict[str, list[Row]]]] = {
 }
 
 
+DATA_ENV = "SMOLTULU_BENCHDATA"
+# Said in every "data not found" error: the one rule by which every command finds benchmark data.
+DATA_RULE = f"benchmark data is read from --data-dir DIR, else ${DATA_ENV}, else the pinned hub datasets"
+
+
+def data_root(given: str | Path | None) -> Path | None:
+    """Where benchmark files are read from, by DATA_RULE: --data-dir, else $SMOLTULU_BENCHDATA; None
+    means the hub. A folder named either way is used or refused, never silently replaced."""
+    if given is not None:
+        if not Path(given).is_dir():
+            raise UsageError(f"--data-dir {given} is not a directory ({DATA_RULE})")
+        return Path(given)
+    named = os.environ.get(DATA_ENV)
+    if named:
+        if not Path(named).is_dir():
+            raise UsageError(
+                f"{DATA_ENV}={named} is not a directory: point it at your benchmark files, or unset it"
+            )
+        return Path(named)
+    return None
+
+
 def benchmark_folder(
     benchmark: str, data_dir: str | Path | None, *, lock_path: str | None = None, allow_unlocked: bool = False
 ) -> Path:
-    """The folder a benchmark's files are read from: data_dir/<benchmark>/, or the hub snapshot."""
-    if data_dir is not None:
-        folder = Path(data_dir) / benchmark
+    """The folder a benchmark's files are read from: <data root>/<benchmark>/, or the hub snapshot."""
+    root = data_root(data_dir)
+    if root is not None:
+        folder = root / benchmark
         if not folder.is_dir():
+            where = "--data-dir" if data_dir is not None else f"${DATA_ENV}"
             raise UsageError(
-                f"data dir {data_dir} has no {benchmark}/ folder; put the benchmark's files there "
-                "(hub layout or the ../shared/benchdata layout) or drop --data-dir to use the hub"
+                f"{where} {root} has no {benchmark}/ folder; put the benchmark's files there (hub layout "
+                f"or the ../shared/benchdata layout) ({DATA_RULE})"
             )
         return folder
     from repro import lock as lockfile
     from repro.resolve import resolve
 
     lock = lockfile.load(Path(lock_path) if lock_path else None)
-    return resolve(LOCK_NAMES[benchmark], lock=lock, allow_unlocked=allow_unlocked, repo_type="dataset").path
+    try:
+        found = resolve(LOCK_NAMES[benchmark], lock=lock, allow_unlocked=allow_unlocked, repo_type="dataset")
+    except UsageError as exc:
+        raise UsageError(f"{exc}; or pass local files: {DATA_RULE}") from None
+    return found.path
 
 
 # The hub-schema fields each benchmark's prompts and scorers read; checked on load, with their
