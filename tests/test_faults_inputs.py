@@ -267,3 +267,18 @@ def test_deep_results_and_items_are_named_not_internal_errors(tmp_path: Path) ->
     (folder / "results.json").write_text(deep)
     with pytest.raises(UsageError, match=r"results.json: not valid JSON \(nested too deeply"):
         results_io.load(folder)
+
+
+def test_deep_data_rows_and_an_arc_gold_as_text_are_handled(tmp_path: Path) -> None:
+    from evalsuite.harness import sources
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(UsageError, match=r"rows.jsonl:2: not JSON \(nested too deeply\)"):
+        sources.read_rows(path)
+    arc = tmp_path / "arc"
+    arc.mkdir()
+    row = {"query": "Question: Which?", "choices": ["a", "b", "c"], "gold": "1"}  # digits as text
+    (arc / "arc_easy_test.jsonl").write_text(json.dumps(row) + "\n")
+    got = sources.read("arc", arc, "ARC-Easy")
+    assert [r["answerKey"] for r in got["test"]] == ["B"]

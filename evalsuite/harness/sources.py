@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repro.errors import UsageError, one_line, read_text
+from repro.errors import UsageError, json_loads, one_line, read_text
 
 Row = dict[str, Any]
 
@@ -123,7 +123,7 @@ def read_rows(path: Path) -> Rows:
     text = read_text(path)
     if path.suffix == ".json":
         try:  # one document (BIG-Bench-Hard's {"examples": [...]}) or, failing that, JSON lines
-            data = json.loads(text)
+            data = json_loads(text)
         except json.JSONDecodeError:
             pass
         else:
@@ -137,7 +137,7 @@ def read_rows(path: Path) -> Rows:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(json_loads(line))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{number}: not JSON ({exc.msg}); fix or remove that line") from None
         origins.append(f"{path}:{number}")
@@ -198,7 +198,7 @@ def _arc(folder: Path, subset: str) -> dict[str, list[Row]]:
                 "id": f"{subset}-{i}",  # the conversion dropped ids; position is stable
                 "question": raw["query"].removeprefix("Question: ").strip(),
                 "choices": {"text": raw["choices"], "label": list(labels[:n])},
-                "answerKey": labels[raw["gold"]],
+                "answerKey": labels[int(raw["gold"])],  # _index also accepts digits as text
             }
         )
         out.origins.append(origin)
