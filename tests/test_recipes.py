@@ -131,6 +131,7 @@ def test_rm_1207_starts_from_sft_1207_with_from(tmp_path, tiny_model_dir) -> Non
     assert run.model_input(request).path == (sft_run / "final").resolve()
 
 
+@pytest.mark.slow  # three dry-run CLI processes (SFT, DPO, RLVR): about 14 s of CPU
 def test_dry_run_shows_the_tulu3_choices_with_their_sources(tmp_path) -> None:
     """Issue 15 item 5: the loss reduction, seeds, clipping, RM weight decay and RM-1207's start, sourced."""
     env = {"HF_HUB_OFFLINE": "1", "SMOLTULU_OUTPUTS": str(tmp_path)}
