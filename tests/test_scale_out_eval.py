@@ -268,9 +268,8 @@ def test_parallel_sizes_reach_vllm_and_are_recorded(
     aggregated, _ = _lm_eval_files(out / tiny_model_dir.name)
     config = json.loads(aggregated.read_text(encoding="utf-8"))["config"]
     assert config["model"] == "vllm"
-    assert (
-        config["model_args"]["tensor_parallel_size"] == 2 and config["model_args"]["data_parallel_size"] == 3
-    )
+    args = config["model_args"]
+    assert args["tensor_parallel_size"] == 2 and args["data_parallel_size"] == 3
 
     # Another number of replicas reuses every answer (DP only deals requests out) ...
     other_dp = run(2, 1)
