@@ -129,6 +129,9 @@ def _benchdata(tmp: Path, benchmark: str, rel: str, edit: Callable[[str], str]) 
     """A copy of the real items' folder (../shared/benchdata layout) with one file edited."""
     root = tmp / f"benchdata-{benchmark}"
     shutil.copytree(REAL_ITEMS / benchmark, root / benchmark)
+    if benchmark == "hellaswag" and "original" not in rel:  # original rows win: the edited conversion is read
+        for original in (root / benchmark).glob("hellaswag_val_original*.jsonl"):
+            original.unlink()
     path = root / benchmark / rel
     path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     return root
