@@ -97,8 +97,12 @@ def test_five_points_below_fails_every_benchmark(tmp_path: Path, dpo_1130_row: d
     assert failed == set(LM), [c.explain() for c in cases]
 
 
-def test_half_a_point_below_passes(tmp_path: Path, dpo_1130_row: dict[str, float]) -> None:
-    cases = _check(tmp_path, -0.5, dpo_1130_row)
+def test_within_each_tolerance_passes(tmp_path: Path, dpo_1130_row: dict[str, float]) -> None:
+    # below by most of each benchmark's own tolerance (some are measured, under half a point)
+    tolerances = verdicts.load()
+    targets = {b: v - 0.8 * tolerances[b].points for b, v in dpo_1130_row.items()}
+    simulate.write_results(tmp_path / "dpo-1130", "dpo-1130", targets, seed=7)
+    cases = regression.collect([tmp_path], include_simulated=True)
     assert len(cases) == len(LM)
     assert not any(c.failed for c in cases), [c.explain() for c in cases]
     assert all(c.stat and c.stat.difference is not None and c.stat.difference < 0 for c in cases)
