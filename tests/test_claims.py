@@ -452,7 +452,7 @@ def test_claim_4_judged_on_its_sizes(tmp_path: Path, claim_list, scores, scale, 
 
 
 @pytest.mark.parametrize(
-    ("scale", "expected"), [(1.0, "supported"), (0.25, "smaller than claimed"), (-1.0, "contradicted")]
+    ("scale", "expected"), [(1.0, claims.CONSISTENT), (0.25, "smaller than claimed"), (-1.0, "contradicted")]
 )
 def test_claim_7_alternate_version_on_arc(tmp_path: Path, claim_list, scores, scale, expected: str) -> None:
     gap = _reported_gap(scores, "dpo-1207", "smollm2-1.7b-instruct", "arc")

@@ -308,6 +308,7 @@ def test_resolver_reads_the_parquet_conversion_not_the_script_commit(
     (cache / SCRIPT_SHA / "hellaswag.py").write_text("# a loader script\n")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv(sources.DATA_ENV, raising=False)  # the hub is the rule's last resort
 
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
     lock_path = _dataset_lock(

@@ -37,7 +37,7 @@ def test_the_forest_plot_keeps_the_band_readable(sampled_report: analysis.Report
     widest = max(s.interval["high"] - s.interval["low"] for s in sampled_report.scores if s.interval)
     assert high - low < widest  # the axis follows the bands, not a 60-item interval
     stats = [s for s in sampled_report.scores if s.verdict is not None]
-    assert all(s.half_width is not None and 2 * s.half_width > 0.03 * (high - low) for s in stats)
+    assert all(s.half_width is not None and 2 * s.half_width > 0.02 * (high - low) for s in stats)
 
 
 def test_a_narrow_range_gets_a_linear_axis_with_numbers() -> None:
