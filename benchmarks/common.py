@@ -117,7 +117,7 @@ def environment() -> dict[str, Any]:
 
 
 def write(name: str, record: dict[str, Any], out: Path | None = None) -> Path:
-    from repro.atomic import write_text
+    from core.atomic import write_text
 
     path = out or RESULTS / f"{name}.json"
     write_text(path, json.dumps({"benchmark": name, **environment(), **record}, indent=2) + "\n")

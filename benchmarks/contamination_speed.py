@@ -102,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON to write (default: {RESULTS})")
     args = parser.parse_args(argv)
-    from evalsuite.trainingdata import contamination as cont
+    from evalsuite.trainingdata import contamination_index as cont_index
+    from evalsuite.trainingdata import contamination_scan as cont_scan
 
     load_before = os.getloadavg()[0]
     benches, source = benchmark_items(args.seed)
     t0 = time.perf_counter()
-    index = cont.build_index(benches)
+    index = cont_index.build_index(benches)
     index_s = time.perf_counter() - t0
     n_items = sum(len(items) for _, items in benches)
     print(
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         for workers in args.workers:
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            result = cont.scan(index, rows, workers=workers, search_size=search_size, progress=False)
+            result = cont_scan.scan(index, rows, workers=workers, search_size=search_size, progress=False)
             seconds = time.perf_counter() - t0
             rate = len(rows) / seconds
             hits = [i for i, (score, _, _) in result.best.items() if index.flagged(score)]

@@ -70,8 +70,8 @@ def measure(sample_size: int, seed: int) -> dict[str, Any]:
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
-    from repro import recipe
-    from repro.resolve import resolve
+    from core import recipe
+    from core.resolve import resolve
 
     sft = recipe.load("sft-1130")
     data_name, tok_name = str(sft.inputs["dataset"].value), str(sft.inputs["chat_template"].value)
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=20_000, help="rows to tokenize (default: 20000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from repro.atomic import write_text
-    from repro.errors import UsageError
+    from core.atomic import write_text
+    from core.errors import UsageError
 
     try:
         record = measure(args.sample, args.seed)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro import tiny
+from core import tiny
 
-# The sizes of SmolLM2-1.7B; the shared architecture constants live in repro.tiny.SMOLLM2_ARCH.
+# The sizes of SmolLM2-1.7B; the shared architecture constants live in core.tiny.SMOLLM2_ARCH.
 SMOLLM2_1_7B = {
     "vocab_size": 49152,
     "hidden_size": 2048,

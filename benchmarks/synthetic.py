@@ -16,7 +16,7 @@ Messages = list[dict[str, str]]
 
 @cache
 def _words(tokenizer: Any) -> list[tuple[str, int]]:
-    corpus = resources.files("repro.data").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
+    corpus = resources.files("core.data").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
     words = sorted(set(corpus.split()))
     return [(w, len(tokenizer(" " + w, add_special_tokens=False)["input_ids"])) for w in words]
 

@@ -1,7 +1,7 @@
 """`python -m benchmarks.train_throughput`: training tokens/s per stage, and the choices that speed it.
 
 Every run goes through the suite's own stage code (repro.stages.*.build on the recipe's TRL
-arguments from repro.trl_args), one epoch over synthetic conversations whose token lengths
+arguments from repro.training.trl_args), one epoch over synthetic conversations whose token lengths
 follow the Tulu 3 SFT mixture (benchmarks/lengths.py says how that distribution was obtained).
 Compared side by side in one process, so the ratios hold on a noisy machine:
 
@@ -45,8 +45,9 @@ DPO_VARIANTS: dict[str, dict[str, Any]] = {
 
 def trl_config(recipe_name: str, per_device: int, out: Path, gpu: bool, **changes: Any) -> Any:
     """The recipe's TRL config for one epoch on this device, with `changes` on top."""
-    from repro import recipe, trl_args
-    from repro.recipe import BatchPlan
+    from core import recipe
+    from core.recipe import BatchPlan
+    from repro.training import trl_args
 
     rec = recipe.load(recipe_name)
     plan = BatchPlan(effective=per_device, world_size=1, per_device=per_device, grad_accum=1)
@@ -58,7 +59,7 @@ def trl_config(recipe_name: str, per_device: int, out: Path, gpu: bool, **change
 
 
 def recipe_max_length(recipe_name: str) -> int:
-    from repro import recipe
+    from core import recipe
 
     return int(recipe.load(recipe_name).hp("max_length"))
 

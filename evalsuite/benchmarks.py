@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from repro.errors import UsageError
+from core.errors import UsageError
+from core.scoring.ifeval import ifeval_scores
 
 Item = dict[str, Any]
 
@@ -35,21 +36,6 @@ def subtask_mean(items: Sequence[Item]) -> float:
     if not groups:
         raise ValueError("no items")
     return sum(accuracy(g) for g in groups.values()) / len(groups)
-
-
-def ifeval_scores(items: Sequence[Item]) -> dict[str, float]:
-    """The four IFEval scores and both (prompt + instruction) / 2 averages, in percent."""
-    if not items:
-        raise ValueError("no items")
-    out: dict[str, float] = {}
-    for variant in ("strict", "loose"):
-        prompt = 100.0 * sum(float(it["metrics"][f"prompt_{variant}"]) for it in items) / len(items)
-        flags = [float(f) for it in items for f in it["metrics"][f"inst_{variant}"]]
-        inst = 100.0 * sum(flags) / len(flags)
-        out[f"prompt_level_{variant}"] = prompt
-        out[f"inst_level_{variant}"] = inst
-        out[f"average_{variant}"] = (prompt + inst) / 2
-    return out
 
 
 def ifeval_average_loose(items: Sequence[Item]) -> float:
@@ -97,7 +83,7 @@ BENCHMARKS: dict[str, Benchmark] = _load(DEFINITIONS)
 def full_items(name: str) -> int | None:
     """Items of the full set of a benchmark, or None where the spec does not give it."""
     if name == "rewardbench":
-        from evalsuite.reward import sections
+        from evalsuite import reward_sections as sections
 
         return sum(sections.table().rows.values())
     return get(name).full_items

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from repro import lock as lockfile
-from repro.errors import command_parser, run_cli
-from repro.resolve import resolve
+from core import lock as lockfile
+from core.errors import command_parser, run_cli
+from core.resolve import resolve
 
 MODEL_ROLES = ("published", "base", "baseline", "reproduce-only")
 
@@ -19,7 +19,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     """Names `--model` accepts, and, with --check, where each would be loaded from."""
     from tabulate import tabulate
 
-    from repro.errors import UsageError
+    from core.errors import UsageError
 
     lock = lockfile.load(args.lock)
     rows = []

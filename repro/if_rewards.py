@@ -199,7 +199,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 def constraint_of(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
     """A row's Tulu 3 constraint (its JSON text or the mapping itself), with its func_name."""
-    from repro.errors import UsageError, json_loads
+    from core.errors import UsageError, json_loads
 
     constraint = ground_truth
     if isinstance(ground_truth, str):
@@ -214,7 +214,7 @@ def constraint_of(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
 
 def call(ground_truth: str | Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
     """The row's function and the arguments open-instruct passes it: every non-null one but func_name."""
-    from repro.errors import UsageError
+    from core.errors import UsageError
 
     constraint = constraint_of(ground_truth)
     name = constraint.pop("func_name")
@@ -234,7 +234,7 @@ def verify(text: str, ground_truth: str | Mapping[str, Any]) -> bool:
 
 def row_problem(ground_truth: Any) -> str | None:
     """Why open-instruct could not call the row's function whatever the response, or None."""
-    from repro.errors import UsageError
+    from core.errors import UsageError
 
     try:
         func, kwargs = call(ground_truth)

@@ -8,7 +8,7 @@ that never produced an end-of-sequence token (`--non_stop_penalty`).
 
 - GSM8K follows Tulu 3's `verify_gsm8k_sample` (the last number of the response, thousands commas
   removed, equals the ground truth as text), NOT the evaluation protocol's strict first `#### N`
-  (evalsuite/harness/protocol.py gsm8k_extract): the policy is rewarded as Tulu 3 rewarded it.
+  (core/scoring/gsm8k.py gsm8k_extract): the policy is rewarded as Tulu 3 rewarded it.
 - MATH follows Tulu 3's `verify_math_sample` ("flex" match): candidates from the last `\\boxed{}`,
   the Minerva "Final Answer: The final answer is X. I hope it is correct." sentence, else the last
   `$...$`, else the whole response, each compared with the ground truth by sympy equivalence of the
@@ -18,7 +18,7 @@ that never produced an end-of-sequence token (`--non_stop_penalty`).
 - IFEval rows name one of Tulu 3's constraint functions (open_instruct/if_functions.py) and its
   arguments as JSON. By default (`ifeval_reward` "open-instruct") the reward is that function's, as
   Tulu 3's RLVR computed it, bugs included (repro/if_rewards.py). "eval-checkers" checks the row with
-  the suite's IFEval checkers instead (evalsuite.harness.ifeval_scoring: lm-eval's port of the
+  the suite's IFEval checkers instead (core.scoring.ifeval: lm-eval's port of the
   reference instructions, strict), the row's arguments translated to the instruction's
   (`IFEVAL_INSTRUCTIONS`); `IFEVAL_DIFFERENCES` names every function whose two rewards differ.
 """
@@ -33,8 +33,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from core.errors import UsageError
 from repro import if_rewards
-from repro.errors import UsageError
 
 VERIFIED_REWARD = 10.0  # open-instruct ppo_vllm_thread_ray_gtrl.py: apply_verifiable_reward(verify_reward=10)
 DATASETS = ("gsm8k", "math", "ifeval")  # `dataset` column, lower-cased as apply_verifiable_reward does
@@ -335,7 +335,7 @@ def _ifeval_doc(instructions: list[Instruction], prompt: str) -> dict[str, Any]:
 
 
 def _choice_followed(options: list[str], response: str) -> bool:
-    from evalsuite.harness.punkt import ensure_punkt_tab
+    from core.scoring.punkt import ensure_punkt_tab
 
     ensure_punkt_tab()  # lm-eval's ifeval modules need punkt_tab at import
     from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
@@ -355,7 +355,7 @@ def _star_paragraphs(text: str, n: Any) -> bool:
 def verify_ifeval(
     response: str, ground_truth: str | Mapping[str, Any], prompt: str = "", ifeval_reward: str = OPEN_INSTRUCT
 ) -> bool:
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     text = _response(response)
     if check_ifeval_reward(ifeval_reward) == OPEN_INSTRUCT:
@@ -411,7 +411,7 @@ def reward(
 
 def row_problem(row: Mapping[str, Any], ifeval_reward: str = OPEN_INSTRUCT) -> str | None:
     """What makes an RLVR row unusable (its verifier could not run on it), or None."""
-    from evalsuite.harness.ifeval_scoring import doc_problem
+    from core.scoring.ifeval import doc_problem
 
     messages, truth, kind = row.get("messages"), row.get("ground_truth"), row.get("dataset")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, Mapping) for m in messages):

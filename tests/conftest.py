@@ -78,7 +78,7 @@ def kill_after_first_checkpoint(
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from repro.tiny import build_tiny_model
+    from core.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

@@ -14,9 +14,11 @@ from typing import NamedTuple
 import pytest
 from conftest import ROOT, CliResult, kill_after_first_checkpoint, run_module
 
+from core import recipe
+from core.errors import UsageError
 from evalsuite import results as results_io
-from repro import ablation, figure1, recipe, trl_args
-from repro.errors import UsageError
+from repro.grid import ablation, figure1
+from repro.training import trl_args
 
 BENCHES = ["arc", "gsm8k", "hellaswag", "ifeval"]
 # The end-to-end grid evaluates the two log-likelihood benchmarks: the tiny model never stops

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import REAL_ITEMS
 
+from core.errors import UsageError
 from evalsuite.demo import DEMO_DATA
 from evalsuite.harness import sources
 from evalsuite.reward import data as reward_data
-from repro.errors import UsageError
 
 pytestmark = pytest.mark.faults
 

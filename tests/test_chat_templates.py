@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from repro import chat_templates, recipe, trl_args
-from repro.errors import UsageError
+from core import chat_templates, recipe
+from core.errors import UsageError
+from repro.training import trl_args
 
 TEMPLATES = ("chatml", "tulu")
 CONVERSATION = [

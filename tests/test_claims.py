@@ -18,11 +18,21 @@ import pytest
 from conftest import ROOT
 from scipy import stats as sps
 
+from core import recipe
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
-from evalsuite.report import analysis, claims, item_stats, reported, result_set, simulate, stats
-from repro import recipe
-from repro.errors import UsageError
+from evalsuite.report import (
+    analysis,
+    claim_checks,
+    claim_verdicts,
+    claims,
+    item_stats,
+    reported,
+    result_set,
+    simulate,
+    stats,
+)
 
 RESAMPLES = 2000
 
@@ -108,7 +118,7 @@ def _judge(root: Path, claim_list: list[claims.Claim], scores: reported.Reported
             calls.append((a, b, bench))
         return cache.get(a, b, bench)
 
-    results = claims.evaluate(
+    results = claim_checks.evaluate(
         claim_list,
         pair,
         runs=cache.groups,
@@ -400,7 +410,7 @@ def _check(verdict: str, size: float | None = 3.0, p: float = 0.001) -> claims.C
 )
 def test_claim_verdict_from_its_checks(verdicts: list[str], expected: str) -> None:
     claim = claims.Claim(99, "x", "test")
-    assert claims._combine(claim, [_check(v) for v in verdicts]).verdict == expected
+    assert claim_verdicts.combine(claim, [_check(v) for v in verdicts]).verdict == expected
 
 
 @pytest.mark.parametrize(
@@ -416,9 +426,9 @@ def test_claim_verdict_from_its_checks(verdicts: list[str], expected: str) -> No
     ],
 )
 def test_one_comparison_judged_on_its_size(effect, p, interval, expected) -> None:
-    assert claims._verdict(effect, p, 0.05, 3.4, interval, 1.5) == expected
+    assert claim_verdicts.verdict(effect, p, 0.05, 3.4, interval, 1.5) == expected
     if expected in ("smaller than claimed", "larger than claimed"):
-        assert claims._verdict(effect, p, 0.05) == "supported"  # without a size: the direction only
+        assert claim_verdicts.verdict(effect, p, 0.05) == "supported"  # without a size: the direction only
 
 
 # --------------------------------------------------------------------------- each claim, both ways
@@ -559,7 +569,7 @@ def test_statistics_name_the_files_and_items_used(tmp_path: Path, claim_list, sc
 def test_ratio_claims_carry_the_recipe_differences(claim_list, scores) -> None:
     results = {
         r.id: r
-        for r in claims.evaluate(
+        for r in claim_checks.evaluate(
             claim_list, lambda a, b, c: "no results", runs={}, ablation=[], reported=scores, alpha=0.05
         )
     }

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from repro import errors
-from repro.errors import UsageError, run_cli
+from core import errors
+from core.errors import UsageError, run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -61,7 +61,7 @@ def test_an_internal_error_says_where_it_was_raised(capsys: pytest.CaptureFixtur
         return errors.one_line(None)  # type: ignore[arg-type]  # a bug inside the suite's own code
 
     assert run_cli(main, []) == 2
-    assert "(in repro/errors.py:" in capsys.readouterr().err
+    assert "(in core/errors.py:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true"])

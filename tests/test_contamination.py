@@ -12,6 +12,9 @@ import pytest
 from evalsuite.report import data_tables
 from evalsuite.trainingdata import contamination as cont
 from evalsuite.trainingdata import contamination_cmd as cmd
+from evalsuite.trainingdata import contamination_index as cont_index
+from evalsuite.trainingdata import contamination_scan as cont_scan
+from evalsuite.trainingdata import contamination_tokens as cont_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "contamination" / "train.jsonl"
@@ -30,18 +33,18 @@ def brute_doc_scores(
     an n-gram being a span of n spaCy tokens keyed by its text (last position wins) whose
     query (its analyzed tokens, consecutive in a turn's analyzed tokens) returns the first
     `search_size` turns in order that contain it (0: all of them); only those credit its tokens."""
-    docs = [cont.analyze(t) for t in turns]
+    docs = [cont_tokens.analyze(t) for t in turns]
     out = []
     for fields in items:
         ratios: list[dict[int, float]] = []  # per field: turn -> matched tokens / tokens
         for text in fields:
-            tokens = cont.spacy_tokens(text)
+            tokens = cont_tokens.spacy_tokens(text)
             spans: dict[str, list[int]] = {}
             for i in range(len(tokens) - n + 1):
-                spans[cont.spacy_doc(text)[i : i + n].text] = list(range(i, i + n))
+                spans[cont_tokens.spacy_doc(text)[i : i + n].text] = list(range(i, i + n))
             matched: dict[int, set[int]] = {}
             for span_text, positions in spans.items():
-                phrase = cont.analyze(span_text)
+                phrase = cont_tokens.analyze(span_text)
                 hits = [d for d, doc in enumerate(docs) if phrase and _contains(doc, phrase)]
                 for d in hits[:search_size] if search_size else hits:
                     matched.setdefault(d, set()).update(positions)
@@ -66,7 +69,7 @@ def fixture_items(real_items: Path) -> dict[str, list[tuple[str, ...]]]:
 
 
 def turns_of(rows: list[dict]) -> list[str]:
-    return [t for r in rows for t in cont.user_turns(r["messages"])]
+    return [t for r in rows for t in cont_scan.user_turns(r["messages"])]
 
 
 def index_scores(
@@ -77,9 +80,9 @@ def index_scores(
     **kw,
 ) -> dict[tuple[str, int], float]:
     """(benchmark, item) -> score, for the items the index flags by its own threshold."""
-    index = cont.build_index(list(items.items()), **kw)
+    index = cont_index.build_index(list(items.items()), **kw)
     messages = [r["messages"] for r in rows]
-    result = cont.scan(
+    result = cont_scan.scan(
         index, messages, progress=False, batch_size=3, search_size=search_size, workers=workers
     )
     out = {}
@@ -97,7 +100,7 @@ def index_scores(
 def test_analyzer_matches_elasticsearch_standard_analyzer_examples() -> None:
     # Elasticsearch reference, "Standard analyzer": the example sentence and its terms
     text = "The 2 QUICK Brown-Foxes jumped over the lazy dog's bone."
-    assert cont.analyze(text) == [
+    assert cont_tokens.analyze(text) == [
         "the",
         "2",
         "quick",
@@ -111,10 +114,10 @@ def test_analyzer_matches_elasticsearch_standard_analyzer_examples() -> None:
         "bone",
     ]
     # UAX#29: letters join over . ' : (MidLetter/MidNumLet), digits over , . ; (MidNum)
-    assert cont.analyze("e.g. U.S.A. 3.14 1,000 a:b x_y 1:30 $5 e-mail") == [
+    assert cont_tokens.analyze("e.g. U.S.A. 3.14 1,000 a:b x_y 1:30 $5 e-mail") == [
         "e.g", "u.s.a", "3.14", "1,000", "a:b", "x_y", "1", "30", "5", "e", "mail",
     ]  # fmt: skip
-    assert cont.analyze("北京 カタカナ ΣΑΣ İ") == [
+    assert cont_tokens.analyze("北京 カタカナ ΣΑΣ İ") == [
         "北",
         "京",
         "カタカナ",
@@ -128,16 +131,18 @@ def test_ascii_fast_path_equals_the_unicode_segmenter(real_items: Path) -> None:
     texts += ["a.b.c 1.2.3 a1.b 1'000 don't __x__ ___ a,b 1;2 x--y", "Q: (A) 5/6 = 0.83; 2x+3=7?"]
     for text in texts:
         if text.isascii():
-            assert cont.analyze(text) == cont.analyze_uax29(text), text
+            assert cont_tokens.analyze(text) == cont_tokens.analyze_uax29(text), text
 
 
 def test_spans_read_off_the_whole_text_equal_spans_analyzed_alone(real_items: Path) -> None:
     for items in fixture_items(real_items).values():
         for (text,) in items:
-            doc, analyzed = cont.spacy_doc(text), cont.analyze_offsets(text)
+            doc, analyzed = cont_tokens.spacy_doc(text), cont_tokens.analyze_offsets(text)
             for i in range(len(doc) - 7):
                 start, end = doc[i].idx, doc[i + 7].idx + len(doc[i + 7].text)
-                assert cont.analyze_span(text, analyzed, start, end) == cont.analyze(text[start:end])
+                assert cont_tokens.analyze_span(text, analyzed, start, end) == cont_tokens.analyze(
+                    text[start:end]
+                )
 
 
 # --- the index against the brute force, and the hand-written verdicts ----------------------------
@@ -206,7 +211,7 @@ def _user(text: str) -> dict:
 
 
 def _halves(question: str) -> tuple[str, str, int]:
-    doc = cont.spacy_doc(question)
+    doc = cont_tokens.spacy_doc(question)
     mid = len(doc) // 2
     return question[: doc[mid - 1].idx + len(doc[mid - 1].text)], question[doc[mid].idx :], len(doc)
 
@@ -271,9 +276,9 @@ def test_cap_counts_documents_across_batches(batch_size: int) -> None:
     # one 8-token item, so one n-gram; five turns hold it: with search_size 2 the last three are
     # past the cap, whichever batches they fall in
     text = "alpha beta gamma delta epsilon zeta eta theta"
-    index = cont.build_index([("one", [(text,)])])
+    index = cont_index.build_index([("one", [(text,)])])
     rows = [_user(text)["messages"]] * 5
-    result = cont.scan(index, rows, batch_size=batch_size, search_size=2, progress=False)
+    result = cont_scan.scan(index, rows, batch_size=batch_size, search_size=2, progress=False)
     assert result.cap == {
         "search_size": 2,
         "phrases_over_cap": 1,
@@ -281,10 +286,10 @@ def test_cap_counts_documents_across_batches(batch_size: int) -> None:
         "rescored_documents": 3,
     }
     assert result.best == {0: (1.0, 0, 0)}
-    free = cont.scan(index, rows, batch_size=batch_size, search_size=0, progress=False)
+    free = cont_scan.scan(index, rows, batch_size=batch_size, search_size=0, progress=False)
     assert free.cap["uncredited_matches"] == 0 and free.best == {0: (1.0, 0, 0)}
-    exact = cont.build_index([("one", [(text,)])], method="exact")
-    assert cont.scan(exact, rows, search_size=2, progress=False).cap["search_size"] == 0  # num_hits
+    exact = cont_index.build_index([("one", [(text,)])], method="exact")
+    assert cont_scan.scan(exact, rows, search_size=2, progress=False).cap["search_size"] == 0  # num_hits
 
 
 # --- the command, offline ------------------------------------------------------------------------------
@@ -348,7 +353,7 @@ def test_benchmarks_follow_table_1_and_search_py() -> None:
     tables = yaml.safe_load(data_tables.DATA_FILE.read_text())["tables"]
     table1 = next(t for t in tables if t["table"] == 1)
     assert [r["benchmark"] for r in table1["rows"]] == [b.name for b in cont.BENCHMARKS]
-    from repro import lock as lockfile
+    from core import lock as lockfile
 
     lock = lockfile.load()
     for b in cont.BENCHMARKS:

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from conftest import ROOT, run_module
 
+from core import lock as lockfile
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite.report import data_tables, tables_cmd
-from repro import lock as lockfile
-from repro.errors import UsageError
 
 SPEC = Path(ROOT.parent / "shared" / "spec" / "data-tables.md")
 # The printed values as input data, read with plain YAML (not through the loader under test).

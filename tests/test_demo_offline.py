@@ -27,7 +27,7 @@ def test_a_failed_real_model_step_is_skipped_and_the_demo_goes_on(
 
 
 def test_a_failed_required_step_still_stops_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro.errors import UsageError
+    from core.errors import UsageError
 
     monkeypatch.setattr(demo, "plan", lambda *args, **kwargs: [demo.Step("train", ["repro", "no-such"])])
     with pytest.raises(UsageError, match="step 1 failed"):
@@ -37,9 +37,9 @@ def test_a_failed_required_step_still_stops_the_demo(tmp_path: Path, monkeypatch
 def test_one_data_rule_for_every_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--data-dir, else $SMOLTULU_BENCHDATA, else the hub: the same for run, score and the demo,
     and every "not found" error says it."""
+    from core.errors import UsageError
     from evalsuite.demo import DEMO_DATA
     from evalsuite.harness import sources
-    from repro.errors import UsageError
 
     monkeypatch.setenv(sources.DATA_ENV, str(DEMO_DATA))
     assert sources.benchmark_folder("piqa", None) == DEMO_DATA / "piqa"  # `run` reads the variable too

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_module
 
+from core.resolve import Resolved
 from evalsuite import results as results_io
 from evalsuite import run_cmd
-from repro.resolve import Resolved
 
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 

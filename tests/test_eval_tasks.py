@@ -475,8 +475,8 @@ def test_both_backends_get_the_stop_ids(tmp_path: Path) -> None:
 
 
 def test_protocol_version_is_part_of_the_cache_fingerprint(monkeypatch, tiny_model_dir: Path) -> None:
+    from core.resolve import Resolved
     from evalsuite import results
-    from repro.resolve import Resolved
 
     res = Resolved(path=tiny_model_dir, source="local", name=None, repo_id=None, revision=None)
     now = lm_run._fingerprint(res, "hf", "float32")

@@ -30,9 +30,10 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
+from core import atomic, manifest, model_folder, run_lock
+from core.errors import UsageError, describe
 from evalsuite.demo import DEMO_DATA
-from repro import atomic, checkpoints, manifest, model_folder, run_lock
-from repro.errors import UsageError, describe
+from repro.training import checkpoints
 
 pytestmark = pytest.mark.faults
 
@@ -90,7 +91,8 @@ def test_deeply_nested_run_files_are_named_or_treated_as_damage(tmp_path: Path) 
 
 
 def test_deeply_nested_inputs_of_score_and_sharpness_are_named(tmp_path: Path) -> None:
-    from evalsuite.harness import ifeval_scoring, score_cmd
+    from core.scoring import ifeval as ifeval_scoring
+    from evalsuite.harness import score_cmd
     from evalsuite.sharpness import record
 
     outputs = tmp_path / "outputs.jsonl"
@@ -154,7 +156,7 @@ class _Tokenizer:
     ],
 )
 def test_a_failing_chat_template_is_one_line_naming_the_tokenizer(template: str, needle: str) -> None:
-    from repro import chat_templates
+    from core import chat_templates
 
     with pytest.raises(UsageError, match=rf"/models/hostile: its chat template fails \({needle}"):
         chat_templates.renders_like_tokenizer(_Tokenizer(template), "tulu")
@@ -164,7 +166,7 @@ LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% e
 
 
 def test_a_chat_template_that_loops_for_ever_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro import chat_templates
+    from core import chat_templates
 
     monkeypatch.setattr(chat_templates, "RENDER_SECONDS", 0.3)
     with pytest.raises(UsageError, match=r"/models/hostile: its chat template took over 0.3 s"):
@@ -174,8 +176,8 @@ def test_a_chat_template_that_loops_for_ever_is_stopped(monkeypatch: pytest.Monk
 def test_evaluation_renders_the_chat_template_with_a_time_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from core import chat_templates
     from evalsuite.harness import resumable
-    from repro import chat_templates
 
     class Inner:
         tokenizer = _Tokenizer(LOOP)
@@ -235,7 +237,7 @@ def test_contamination_on_a_broken_or_empty_training_file_is_named(
 
 
 def test_a_training_data_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
-    from repro import run
+    from repro.training import run
 
     path = tmp_path / "train.jsonl"
     path.write_text('{"messages": []}\n{"messages": ')
@@ -284,7 +286,7 @@ def test_sharpness_refuses_a_bad_epsilon_before_any_work(
 
 
 def test_an_empty_outputs_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro.resolve import outputs_root
+    from core.resolve import outputs_root
 
     monkeypatch.setenv("SMOLTULU_OUTPUTS", "")
     with pytest.raises(UsageError, match="SMOLTULU_OUTPUTS is set but empty"):
@@ -330,7 +332,8 @@ def test_tiny_model_on_a_full_disk_is_one_line(
 ) -> None:
     from safetensors import SafetensorError
 
-    from repro import cli, tiny
+    from core import tiny
+    from repro import cli
 
     def full(out: Path, **_: Any) -> None:
         (Path(out) / "model.safetensors").write_bytes(b"x" * 10)
@@ -451,7 +454,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from evalsuite.harness import run_folder
-from repro.errors import run_cli
+from core.errors import run_cli
 
 def main(argv):
     identity = run_folder.Identity("0" * 64, "outputs-file", sys.argv[2])

@@ -158,8 +158,8 @@ def sharded_pair(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_two_sharded_models_have_different_cache_fingerprints(
     sharded_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    from core.resolve import Resolved
     from evalsuite.harness import lm_run
-    from repro.resolve import Resolved
 
     a, b = sharded_pair
     # same config, tokenizer and index; only the shards differ
@@ -491,9 +491,9 @@ def test_a_full_disk_while_evaluating_is_one_line_and_leaves_nothing_half_writte
 
 
 def test_labels_never_leave_the_output_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from core.errors import UsageError
+    from core.resolve import Resolved
     from evalsuite import run_cmd
-    from repro.errors import UsageError
-    from repro.resolve import Resolved
 
     res = Resolved(tiny_model_dir, "local")
     assert run_cmd._label(".", res) == tiny_model_dir.name  # "." names the folder, not OUTPUT itself
@@ -528,7 +528,7 @@ def test_labels_never_leave_the_output_folder(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_files_and_folders_follow_the_umask(tmp_path: Path) -> None:
-    from repro import atomic
+    from core import atomic
 
     previous = os.umask(0o027)
     try:
@@ -556,8 +556,8 @@ def test_files_and_folders_follow_the_umask(tmp_path: Path) -> None:
 def test_an_explicit_smoltulu_benchdata_that_points_nowhere_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from core.errors import UsageError
     from evalsuite.demo import find_benchdata
-    from repro.errors import UsageError
 
     nowhere = tmp_path / "nowhere"
     monkeypatch.setenv("SMOLTULU_BENCHDATA", str(nowhere))

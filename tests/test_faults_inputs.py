@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
+from core import model_folder, run_lock
+from core.errors import UsageError, describe
 from evalsuite.demo import DEMO_DATA
 from evalsuite.harness import resumable, run_folder
-from repro import model_folder, run_lock
-from repro.errors import UsageError, describe
 
 pytestmark = pytest.mark.faults
 
@@ -191,7 +191,7 @@ def test_a_nan_model_gets_no_score(tiny_model_dir: Path, tmp_path: Path) -> None
     ],
 )
 def test_only_a_real_launch_makes_a_process_a_worker(monkeypatch: pytest.MonkeyPatch, env, main) -> None:
-    from repro import run
+    from repro.training import run
 
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(key, raising=False)
@@ -216,8 +216,8 @@ def test_a_stray_rank_does_not_skip_the_output_check(tmp_path: Path) -> None:
 
 
 def test_the_hf_cache_key_covers_the_batch_size(tiny_model_dir: Path) -> None:
+    from core.resolve import Resolved
     from evalsuite.harness import lm_run
-    from repro.resolve import Resolved
 
     res = Resolved(tiny_model_dir, "local")
     keys = {bs: lm_run._fingerprint(res, "hf", "float32", batch_size=bs) for bs in (1, 8, "auto")}

@@ -19,10 +19,11 @@ import pytest
 from conftest import ROOT, CliResult, hold_lock, run_module
 from test_training import assert_same_weights
 
+from core import model_folder, run_lock
+from core.errors import UsageError
+from core.resolve import resolve
 from evalsuite.demo import DEMO_DATA
-from repro import checkpoints, model_folder, run_lock
-from repro.errors import UsageError
-from repro.resolve import resolve
+from repro.training import checkpoints
 
 pytestmark = pytest.mark.faults
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from evalsuite.harness import punkt
-from repro.errors import UsageError
+from core.errors import UsageError
+from core.scoring import punkt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_score_item_real_items(
     i_strict: list[int],
     i_loose: list[int],
 ) -> None:
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     doc = items[key]
     assert doc["instruction_id_list"] == ids
@@ -108,7 +108,7 @@ def test_score_item_real_items(
 
 def test_score_item_per_instruction(items: dict[int, dict[str, Any]]) -> None:
     """Item 1262: a title and "less than 5 sentences", followed separately."""
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     doc = items[1262]
     assert doc["instruction_id_list"] == ["detectable_format:title", "length_constraints:number_sentences"]
@@ -125,7 +125,7 @@ def test_score_item_per_instruction(items: dict[int, dict[str, Any]]) -> None:
 
 def test_score_item_hub_kwargs_with_none(items: dict[int, dict[str, Any]]) -> None:
     """The hub's rows carry every kwarg name with None; they must score like the reference's."""
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     doc = dict(items[1268])
     nones = dict.fromkeys(("num_highlights", "relation", "num_words", "num_sentences", "keywords"))
@@ -135,7 +135,7 @@ def test_score_item_hub_kwargs_with_none(items: dict[int, dict[str, Any]]) -> No
 
 
 def test_score_item_bad_items(items: dict[int, dict[str, Any]]) -> None:
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     doc = items[1001]
     with pytest.raises(UsageError, match="unknown instruction"):
@@ -152,7 +152,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def test_score_reference_files(items: dict[int, dict[str, Any]], tmp_path: Path) -> None:
-    from evalsuite.harness.ifeval_scoring import score_reference_files
+    from core.scoring.ifeval import score_reference_files
 
     picked = [items[1001], items[1268], items[1262]]
     input_data = write_jsonl(tmp_path / "input_data.jsonl", picked)
@@ -209,7 +209,7 @@ PUNKT_SCRIPT = textwrap.dedent(
     """
     import json, os, nltk
     nltk.data.path[:] = []  # no installed copy may stand in for the written one
-    from evalsuite.harness.punkt import ensure_punkt_tab
+    from core.scoring.punkt import ensure_punkt_tab
     lang_dir = ensure_punkt_tab()
     lines = {p.name: len(p.read_text(encoding="utf-8").split("\\n")) for p in lang_dir.iterdir()}
     print(json.dumps({

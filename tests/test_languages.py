@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import UsageError
+from core.resolve import resolve
+from evalsuite.trainingdata import language_detectors as detectors
 from evalsuite.trainingdata import languages as lang
 from evalsuite.trainingdata.tiny_classifier import build_tiny_classifier
-from repro.errors import UsageError
-from repro.resolve import resolve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "languages"
 # papluca/xlm-roberta-base-language-detection config.json (hub), copied by hand.
@@ -57,13 +58,13 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def xlmr(classifier_dir: Path) -> lang.XLMRobertaDetector:
-    return lang.XLMRobertaDetector(resolve(str(classifier_dir)), batch_size=4, progress=False)
+def xlmr(classifier_dir: Path) -> detectors.XLMRobertaDetector:
+    return detectors.XLMRobertaDetector(resolve(str(classifier_dir)), batch_size=4, progress=False)
 
 
 @pytest.fixture(scope="module")
-def lingua() -> lang.LinguaDetector:
-    return lang.LinguaDetector(progress=False)
+def lingua() -> detectors.LinguaDetector:
+    return detectors.LinguaDetector(progress=False)
 
 
 def run(name: str, settings: lang.Settings, detectors: list, tokenizer) -> dict:
@@ -105,7 +106,7 @@ def test_a_classifier_without_the_20_languages_is_refused(classifier_dir: Path, 
     config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(UsageError, match="not the 20 languages"):
-        lang.XLMRobertaDetector(resolve(str(other)), batch_size=2, progress=False)
+        detectors.XLMRobertaDetector(resolve(str(other)), batch_size=2, progress=False)
 
 
 # ---------------------------------------------------------------- what is classified
@@ -170,7 +171,7 @@ def test_agreement_and_kappa_worked_by_hand() -> None:
 # ---------------------------------------------------------------- the offline detector
 
 
-def test_lingua_names_clear_sentences(lingua: lang.LinguaDetector) -> None:
+def test_lingua_names_clear_sentences(lingua: detectors.LinguaDetector) -> None:
     sentences = {
         "en": "The children walked to school together through the quiet morning streets.",
         "de": "Morgen fahren wir mit dem Zug in die Berge, wenn das Wetter schön bleibt.",
@@ -183,12 +184,14 @@ def test_lingua_names_clear_sentences(lingua: lang.LinguaDetector) -> None:
         "sw": "Kesho tutakwenda sokoni kununua matunda na mboga pamoja na marafiki zetu.",
         "vi": "Ngày mai chúng tôi sẽ đi chợ để mua rau và trái cây tươi.",
     }
-    found = lingua.classify(lang.Texts(list(sentences.values())))
+    found = lingua.classify(detectors.Texts(list(sentences.values())))
     assert found == list(sentences)
 
 
 @pytest.mark.parametrize("name", ["sft.jsonl", "preference.jsonl", "rlvr.jsonl"])
-def test_lingua_on_every_fixture_row_matches_the_hand_labels(name: str, lingua: lang.LinguaDetector) -> None:
+def test_lingua_on_every_fixture_row_matches_the_hand_labels(
+    name: str, lingua: detectors.LinguaDetector
+) -> None:
     settings = lang.Settings(sample=1000, max_length=0, detectors=("lingua",))
     result = run(name, settings, [lingua], None)
     rows = rows_of(name)
@@ -199,7 +202,7 @@ def test_lingua_on_every_fixture_row_matches_the_hand_labels(name: str, lingua: 
     assert shares["en"]["share"] == pytest.approx(100 * english / len(rows))
 
 
-def test_the_text_flag_changes_the_answer(lingua: lang.LinguaDetector) -> None:
+def test_the_text_flag_changes_the_answer(lingua: detectors.LinguaDetector) -> None:
     """Whole conversations relabel the translation and language-practice rows by their replies."""
     rows = rows_of("sft.jsonl")
     first = run("sft.jsonl", lang.Settings(sample=100, max_length=0, detectors=("lingua",)), [lingua], None)
@@ -256,7 +259,7 @@ def test_command_end_to_end_with_both_detectors(
 
 
 def test_same_seed_same_result_and_texts_cut_at_max_length(
-    xlmr: lang.XLMRobertaDetector, lingua: lang.LinguaDetector
+    xlmr: detectors.XLMRobertaDetector, lingua: detectors.LinguaDetector
 ) -> None:
     settings = lang.Settings(sample=6, seed=11, max_length=12, detectors=("xlm-roberta", "lingua"))
     once = run("sft.jsonl", settings, [xlmr, lingua], xlmr.tokenizer)
@@ -264,7 +267,7 @@ def test_same_seed_same_result_and_texts_cut_at_max_length(
     assert once["rows"] == twice["rows"]
     assert once["settings"]["cut_rows"] == sum(r["cut"] for r in once["rows"]) > 0
     texts = [lang.select_text(r, "first-user") for r in rows_of("sft.jsonl")]
-    cut = lang.cut_texts(texts, xlmr.tokenizer, 12)
+    cut = detectors.cut_texts(texts, xlmr.tokenizer, 12)
     for whole, part, ids, was_cut in zip(texts, cut.texts, cut.input_ids, cut.cut, strict=True):
         truncated = xlmr.tokenizer(whole, truncation=True, max_length=12)  # the tokenizer's own truncation
         assert ids == truncated.input_ids
@@ -315,7 +318,7 @@ def test_reported_values_are_read_by_language_name(tmp_path: Path) -> None:
     assert lang.reported_shares("some-local-file", path) is None
 
 
-def test_data_dir_reads_a_hub_download_of_a_mixture(tmp_path: Path, lingua: lang.LinguaDetector) -> None:
+def test_data_dir_reads_a_hub_download_of_a_mixture(tmp_path: Path, lingua: detectors.LinguaDetector) -> None:
     """--dataset LOCKNAME --data-dir DIR: the hub layout (data/train-*.parquet), the paper's table named."""
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -1,29 +1,40 @@
 """The package layout's import rules, read from the source (evalsuite/__init__.py states them).
 
-run → results → tables: harness/ and reward/ write results, report/ reads them, and the two sides
-meet only in evalsuite/results.py (the format) and evalsuite/benchmarks.py (what each benchmark
-is). The entry points (cli, run_cmd, demo, fidelity) may use everything.
+The contracts in pyproject.toml (`lint-imports`, in the lint environment) keep the packages
+layered (core <- evalsuite <- repro) and every package free of sibling cycles; they are deny-lists.
+This file adds the allow-list they cannot express: which part of evalsuite may import which. run →
+results → tables: harness/ and reward/ write results, report/ reads them, and the two sides meet
+only in evalsuite/results.py (the format) and evalsuite/benchmarks.py (what each benchmark is).
+The entry points (cli, run_cmd, demo, fidelity) may use everything.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# package (or module) -> the evalsuite modules/packages it may import (besides itself and repro)
+# package (or module) -> the evalsuite modules/packages it may import (besides itself and core)
 RULES: dict[str, tuple[str, ...]] = {
     "evalsuite.results": ("evalsuite.benchmarks",),
-    "evalsuite.benchmarks": ("evalsuite.reward.sections",),
+    "evalsuite.benchmarks": ("evalsuite.reward_sections",),
+    "evalsuite.reward_sections": (),
     "evalsuite.harness": ("evalsuite.results", "evalsuite.benchmarks"),
-    "evalsuite.reward": ("evalsuite.results", "evalsuite.benchmarks", "evalsuite.harness.sources"),
+    "evalsuite.reward": (
+        "evalsuite.results",
+        "evalsuite.benchmarks",
+        "evalsuite.reward_sections",
+        "evalsuite.harness.sources",
+    ),
     "evalsuite.report": (
         "evalsuite.results",
         "evalsuite.benchmarks",
-        "evalsuite.reward.sections",
+        "evalsuite.reward_sections",
         "evalsuite.sharpness.record",
     ),
     "evalsuite.sharpness": ("evalsuite.results", "evalsuite.harness.run_folder"),
@@ -111,6 +122,35 @@ def test_the_rules_catch_a_forbidden_import(tmp_path: Path) -> None:
     assert _imports(bad) == [(2, "evalsuite.harness.run_folder")]
 
 
-def test_repro_cli_and_ablation_do_not_import_each_other() -> None:
-    ablation = {n for _, n in _all_imports(ROOT / "repro" / "ablation.py")}
-    assert not any(_within(n, "repro.cli") for n in ablation)
+def _loaded(statement: str) -> set[str]:
+    """The suite's modules a fresh interpreter has loaded after `statement`."""
+    code = f"import sys; {statement}; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return {m for m in out.stdout.split() if m.split(".")[0] in ("core", "repro", "evalsuite")}
+
+
+def test_repro_and_evalsuite_stand_on_core_alone() -> None:
+    """`import repro` loads no evaluation code; `import evalsuite` (and its command line) nothing of
+    repro: the base package is all the two share."""
+    training = _loaded("import repro, repro.cli")
+    assert not [m for m in training if m.split(".")[0] == "evalsuite"], sorted(training)
+    evaluation = _loaded("import evalsuite, evalsuite.cli")
+    assert not [m for m in evaluation if m.split(".")[0] == "repro"], sorted(evaluation)
+    assert any(m.startswith("core.") for m in evaluation)  # the check sees what was loaded
+
+
+def test_no_evalsuite_module_imports_repro() -> None:
+    """Lazy imports included (the subprocess check above sees only what importing loads)."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in SOURCES
+        for line, name in _all_imports(path)
+        if name.split(".")[0] == "repro"
+    ]
+    assert not bad, bad
+
+
+def test_repro_keeps_at_most_eight_top_level_modules() -> None:
+    """Everything else lives in a subpackage named for its concern (training, stages, grid)."""
+    modules = sorted(p.name for p in (ROOT / "repro").glob("*.py"))
+    assert len(modules) <= 8, modules

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from conftest import ROOT, run_module
 
-from repro import lock as lockfile
-from repro.errors import UsageError
-from repro.resolve import resolve
+from core import lock as lockfile
+from core.errors import UsageError
+from core.resolve import resolve
 
 FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -249,6 +249,68 @@ def test_resolver_refusals(fake: SimpleNamespace, tmp_path: Path, monkeypatch: p
     with pytest.raises(UsageError, match="no such directory"):
         resolve("./missing/dir", lock=lock)
     assert resolve(str(fake.snapshot), lock=lock).source == "local"
+
+
+def _no_route(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The hub unreachable, without touching the network: every connection attempt is refused."""
+    from core import resolve as resolver
+
+    tried: list[tuple[str, int]] = []
+
+    def refuse(address: tuple[str, int], timeout: float) -> None:
+        tried.append(address)
+        raise ConnectionRefusedError("no route")
+
+    resolver.hub_unreachable.cache_clear()
+    monkeypatch.setattr(resolver.socket, "create_connection", refuse)
+    for name in resolver.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return tried
+
+
+def test_an_unreachable_hub_fails_at_once_with_one_line(
+    fake: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without HF_HUB_OFFLINE, an unreachable hub reads the cache (the cached model resolves) and a
+    missing one is named at once: huggingface_hub is never asked to reach the hub (its retries)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from core import resolve as resolver
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(_fake_hf_cache(fake)))
+    tried = _no_route(monkeypatch)
+    calls: list[bool] = []
+    real = huggingface_hub.snapshot_download
+
+    def spy(*args: object, **kwargs: object) -> str:
+        calls.append(bool(kwargs.get("local_files_only")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", spy)
+    lock = lockfile.load(fake.lock)
+    assert resolve("fake-model", lock=lock).revision == FAKE_SHA
+    with pytest.raises(
+        UsageError, match=r"not in the local Hugging Face cache and the hub is unreachable \(no conn"
+    ):
+        resolve("someone/unlisted", lock=lock, allow_unlocked=True)
+    assert calls == [True, True] and len(tried) == 1  # probed once per process, never downloaded
+    resolver.hub_unreachable.cache_clear()
+
+
+def test_update_refuses_an_unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from repro import cli
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    _no_route(monkeypatch)
+    with pytest.raises(UsageError, match="unreachable"):
+        cli._cmd_lock_update(SimpleNamespace(lock=ROOT / "checkpoints.lock", names=["dpo-1130"]))
+    from core import resolve as resolver
+
+    resolver.hub_unreachable.cache_clear()
 
 
 def test_resolver_points_reproduce_only_names_at_their_command(

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from repro import recipe, trl_args
+from core import recipe
+from repro.training import trl_args
 
 # Two pairs, right-padded; the completion masks give responses of 5 vs 2 and 3 vs 6 tokens.
 IDS = [

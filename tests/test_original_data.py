@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import UsageError
 from evalsuite.harness import protocol, sources
 from evalsuite.harness.tasks import utils as task_utils  # noqa: F401  (the module lm-eval resolves)
-from repro.errors import UsageError
 
 SELECTED = "hellaswag_val_original.selected.jsonl"  # WikiHow rows with tagged endings (fixture README)
 
@@ -148,7 +148,7 @@ def test_the_pinned_wheel_is_read_and_a_wrong_one_refused(
 
 
 def test_the_lock_pins_the_wheel_the_benchdata_readme_names() -> None:
-    from repro import lock as lockfile
+    from core import lock as lockfile
 
     entry = lockfile.load(lockfile.default_path()).get(sources.HELLASWAG_WHEEL_LOCK)
     ((wheel, digest),) = entry.files.items()

@@ -18,8 +18,10 @@ import torch
 from conftest import run_module
 from test_training import _losses
 
-from repro import recipe, stages, trl_args
-from repro.recipe import BatchPlan
+from core import recipe
+from core.recipe import BatchPlan
+from repro import stages
+from repro.training import trl_args
 
 
 def _model(model_dir: Path) -> Any:

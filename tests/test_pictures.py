@@ -10,7 +10,7 @@ import pytest
 
 from evalsuite import results as results_fmt
 from evalsuite.report import analysis, claims, forest, reported, result_set, sharpness_figure, simulate
-from repro import figure1
+from repro.grid import figure1
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_a_constant_grid_is_not_drawn_as_a_colour_map(tmp_path: Path) -> None:
 
 
 def test_the_training_log_says_what_a_summed_loss_is() -> None:
-    from repro.sft_loss import REDUCTIONS
     from repro.stages import sft
+    from repro.stages.sft_loss import REDUCTIONS
 
     notes = {r: sft.loss_note(r) for r in REDUCTIONS}
     assert "thousands" in notes["sum"] and "expected" in notes["sum"]

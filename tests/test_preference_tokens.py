@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from test_chat_templates import TEMPLATES, ids_of, open_instruct_labels, spans, tokenizer_of, tulu_model
 
-from repro import recipe, trl_args
+from core import recipe
+from repro.training import trl_args
 
 USER = {"role": "user", "content": "Name a colour."}
 FIRST = {"role": "assistant", "content": "Blue."}

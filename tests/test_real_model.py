@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_module
 
-from repro import lock as lockfile
-from repro import real_model, tiny
-from repro.errors import UsageError
+from core import lock as lockfile
+from core import real_model, tiny
+from core.errors import UsageError
 
 WHEEL_ENV = "SMOLTULU_SMOLLM2_WHEEL"
 NAME = "smollm2-135m-instruct"

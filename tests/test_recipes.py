@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import pytest
 from conftest import run_module
 
-from repro import hparam_tables, recipe
-from repro.errors import UsageError
+from core import recipe
+from core.errors import UsageError
+from evalsuite.report import hparam_tables
 
 # recipes.md, Tables 2, 5 and 7: (learning rate, effective batch, LR/BS as printed, scale).
 PAPER = {
@@ -120,8 +122,8 @@ def test_tulu3_values_and_sources_follow_open_instruct() -> None:
 
 def test_rm_1207_starts_from_sft_1207_with_from(tmp_path, tiny_model_dir) -> None:
     """The other choice for RM-1207's start (Tulu 3's: its SFT model) is `--from <sft-1207 run>`."""
-    from repro import lock as lockfile
-    from repro import run
+    from core import lock as lockfile
+    from repro.training import run
 
     sft_run = tmp_path / "sft-1207"  # a finished run folder, as `python -m repro sft-1207` leaves it
     shutil.copytree(tiny_model_dir, sft_run / "final")  # --from checks it is a model folder
@@ -225,11 +227,14 @@ def test_recipe_cli_bad_input(args: list[str], needle: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_trl_accepts_every_recipe(name: str, tmp_path) -> None:
-    from repro import trl_args
+    from repro.training import trl_args
 
     r = recipe.load(name)
     kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(r.hp("effective_batch_size"), 1), str(tmp_path))
-    config = trl_args.config_class(r.stage)(**{**kwargs, "bf16": False, "use_cpu": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated argument, ours or TRL's default
+        config = trl_args.config_class(r.stage)(**{**kwargs, "bf16": False, "use_cpu": True})
+    assert config.gradient_checkpointing  # TRL's default kept, by transformers 5's name
     assert config.learning_rate == r.hp("learning_rate")
     assert config.per_device_train_batch_size * config.gradient_accumulation_steps == r.hp(
         "effective_batch_size"

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
-from evalsuite.report import analysis, forest, reported, simulate, tablegen, tables_cmd
+from core.errors import UsageError
+from evalsuite.report import analysis, forest, hparam_tables, reported, simulate, tablegen, tables_cmd
 from evalsuite.report.reported import Metric
-from repro import hparam_tables
-from repro.errors import UsageError
 
 # The paper's tables, typed from arXiv 2412.08347 (not read from the data files).
 TABLE3 = ["sft-1130", "sft-1207", "smollm2-1.7b-instruct"]

@@ -24,9 +24,10 @@ from evalsuite.report import (
     tables_cmd,
     verdicts,
 )
+from evalsuite.report import grid as table_grid
 from evalsuite.report.reported import Metric
 
-PARTIAL = tablegen.LIMITED_MARK
+PARTIAL = table_grid.LIMITED_MARK
 PROTOCOL_MODEL = "smollm2-135m-instruct"  # the model whose card has a protocol-check table
 
 
@@ -134,11 +135,11 @@ def test_two_items_print_a_score_interval_or_n_too_small(marked: tuple[analysis.
 
 
 def test_an_interval_written_as_null_prints_n_too_small() -> None:
-    assert tablegen._interval_text({"low": None, "high": None, "method": "n too small"}) == "n too small"
+    assert tablegen.interval_text({"low": None, "high": None, "method": "n too small"}) == "n too small"
     nan = {"low": math.nan, "high": math.nan, "method": stats.NO_INTERVAL + " (every resample the same)"}
-    assert tablegen._interval_text(nan).startswith(
-        stats.NO_INTERVAL
-    ) and "nan" not in tablegen._interval_text(nan)
+    assert tablegen.interval_text(nan).startswith(stats.NO_INTERVAL) and "nan" not in tablegen.interval_text(
+        nan
+    )
 
 
 # --------------------------------------------------------------------------- wording of verdicts
@@ -154,9 +155,9 @@ def _report_with(stat: analysis.ScoreStat, label: str = "dpo-1130") -> analysis.
 def _stats_row(stat: analysis.ScoreStat) -> list[str]:
     scores = reported.load()
     table = next(t for t in scores.tables if t.number == 6)
-    grid = tablegen.stats_grid(table, _report_with(stat), scores)
-    assert grid is not None
-    return [tablegen._cell(c, "md") for c in grid.rows[0]]
+    stats = tablegen.stats_grid(table, _report_with(stat), scores)
+    assert stats is not None
+    return [table_grid._cell(c, "md") for c in stats.rows[0]]
 
 
 def _gsm(value: float, interval: tuple[float, float], **fields) -> analysis.ScoreStat:

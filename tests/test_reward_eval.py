@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
+from core.errors import UsageError
+from core.resolve import Resolved
 from evalsuite import benchmarks, results
+from evalsuite import reward_sections as sections
 from evalsuite.demo import DEMO_DATA
-from evalsuite.reward import data, evaluate, is_reward_model, pipeline, scoring, sections
-from repro.errors import UsageError
-from repro.resolve import Resolved
+from evalsuite.reward import data, evaluate, is_reward_model, pipeline, scoring
 
 FIXTURES = DEMO_DATA  # the hand-written reward pairs of the demo data
 CHAT = ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"]

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from conftest import ROOT, run_module
 
-from repro import checkpoints, recipe, trl_args, verifiers
-from repro.errors import UsageError
+from core import recipe
+from core.errors import UsageError
+from repro import verifiers
+from repro.training import checkpoints, trl_args
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 # The card of SultanR/SmolTulu-1.7b-Reinforced (README 2116ae7), as issue 19 transcribes it.
@@ -198,9 +200,9 @@ def test_rlvr_weight_decay_reaches_every_parameter() -> None:
 def test_a_retrained_rlvr_run_fills_the_reinforced_card_column(tmp_path: Path) -> None:
     """`evalsuite run --model outputs/rlvr-1130` labels its results by the recipe name, which is the
     model of the Reinforced card's column: a real run fills that row, a smoke run never does."""
+    from core.resolve import Resolved
     from evalsuite import run_cmd
     from evalsuite.report import reported
-    from repro.resolve import Resolved
 
     scores = reported.load()
     card = next(t for t in scores.tables if t.kind == "model-card" and "Reinforced" in t.title)
@@ -256,8 +258,8 @@ def test_fixed_completions_within_the_smoke_cap_earn_the_verifier_reward(tiny_mo
     ends at EOS earns 10, a wrong one 0, a cut one -10 (no length of it is left to chance)."""
     from transformers import AutoTokenizer
 
-    from repro.run import SMOKE_COMPLETION_TOKENS
     from repro.stages import rlvr
+    from repro.stages.rlvr import SMOKE_COMPLETION_TOKENS
 
     rows = _rows()
     assert len(rows) == len(FIXED)
@@ -306,8 +308,8 @@ def one_step(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
-    from repro.run import SMOKE_COMPLETION_TOKENS
     from repro.stages import rlvr
+    from repro.stages.rlvr import SMOKE_COMPLETION_TOKENS
 
     r = recipe.apply_overrides(recipe.load("rlvr-1130"), ["world_size=1", "effective_batch_size=32"])
     kwargs = trl_args.trl_kwargs(r, recipe.plan_batch(32, 1), str(tmp_path_factory.mktemp("step")))

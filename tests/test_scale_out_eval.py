@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 import pytest
 from conftest import run_module
 
+from core.errors import UsageError
 from evalsuite import results as results_io
 from evalsuite import run_cmd
 from evalsuite.harness import lm_run
-from repro.errors import UsageError
 
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -27,7 +27,7 @@ def _run(*args: str):
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another tiny model (other seed, other weights): a second checkpoint."""
-    from repro.tiny import build_tiny_model
+    from core.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("second") / "model", seed=1)
 

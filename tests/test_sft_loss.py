@@ -1,4 +1,4 @@
-"""SFT loss reduction (repro/sft_loss.py): each `loss_reduction` gives open-instruct's gradient.
+"""SFT loss reduction (repro/stages/sft_loss.py): each `loss_reduction` gives open-instruct's gradient.
 
 open-instruct 816dcbf, open_instruct/finetune.py (training loop of `main`): `--reduce_loss mean`
 backpropagates the micro-batch's token-mean loss, `sum` its token-sum loss; accelerate (or
@@ -18,8 +18,9 @@ from unittest.mock import PropertyMock, patch
 import pytest
 import torch
 
-from repro import recipe, trl_args
-from repro.errors import UsageError
+from core import recipe
+from core.errors import UsageError
+from repro.training import trl_args
 
 # (prompt tokens, response tokens) per conversation: loss-token counts from 1 to 12, so micro-batches
 # of one split carry very different numbers of tokens and the three reductions disagree.
@@ -57,7 +58,7 @@ def _token_losses(model: Any, row: dict[str, list[int]]) -> tuple[torch.Tensor, 
 
 
 def _objective(model: Any, rows: list[dict[str, list[int]]], split: tuple[int, int, int], mode: str) -> Any:
-    """The step's loss whose gradient each reduction should give (repro/sft_loss.py docstring)."""
+    """The step's loss whose gradient each reduction should give (repro/stages/sft_loss.py docstring)."""
     world, accum, _ = split
     per_row = [_token_losses(model, row) for row in rows]
     if mode == "token_mean":  # TRL: every token of the step weighs the same
@@ -106,7 +107,7 @@ def trainers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from repro.sft_loss import ReducedLossSFTTrainer
+    from repro.stages.sft_loss import ReducedLossSFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     out = {}
@@ -184,7 +185,7 @@ def test_the_sft_stage_trains_with_the_recipes_reduction(tiny_model_dir: Path, t
     from transformers import AutoTokenizer
 
     from repro import stages
-    from repro.sft_loss import ReducedLossSFTTrainer
+    from repro.stages.sft_loss import ReducedLossSFTTrainer
 
     text = resources.files("repro.data").joinpath("smoke").joinpath("sft.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines()[:4] if line.strip()]

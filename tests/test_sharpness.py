@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
+from core import manifest
+from core.errors import UsageError
 from evalsuite import results as results_fmt
 from evalsuite.report import analysis, claims, reported, result_set, sharpness_figure, simulate
 from evalsuite.sharpness import cmd, measure
 from evalsuite.sharpness import record as record_io
-from repro import manifest
-from repro.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SFT = ROOT / "repro" / "data" / "smoke" / "sft.jsonl"
@@ -276,7 +276,7 @@ def test_epsilon_sharpness_is_a_lower_bound_not_exact_even_for_a_convex_quadrati
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from repro import tiny
+    from core import tiny
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     tiny.build_tiny_model(out)
@@ -286,7 +286,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sft_rows_put_the_loss_on_assistant_tokens_only(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    from repro import chat_templates
+    from core import chat_templates
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     template = chat_templates.CANDIDATES["chatml"].training()

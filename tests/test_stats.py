@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite.report import item_stats, stats
-from repro.errors import UsageError
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_replicates_that_never_vary_are_no_interval() -> None:
 
 
 def test_rewardbench_sections_at_small_n_get_a_score_interval() -> None:
-    from evalsuite.reward import sections
+    from evalsuite import reward_sections as sections
 
     subsets = {s: [1] for s in sections.table().subsets}  # one row per subset, every one right
     data = item_stats.from_records("rewardbench", _records(subsets), "t")

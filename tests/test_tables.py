@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import ROOT, run_module
 
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
-from evalsuite.report import claims, reported, simulate, tablegen, tables_cmd
+from evalsuite.report import claims, grid, reported, simulate, tables_cmd
 from evalsuite.report.reported import Metric
-from repro.errors import UsageError
 
 # Reported values typed from ../shared/spec/reported-scores.md (not read from the data files).
 SPEC = {
@@ -242,9 +242,9 @@ def test_no_results_shows_the_reported_tables(tmp_path: Path, monkeypatch: pytes
 
 
 def test_latex_escaping() -> None:
-    assert tablegen.latex_escape("my_model 100% & co") == r"my\_model 100\% \& co"
-    assert tablegen.latex_escape("51.5†") == r"51.5\textsuperscript{\dag}"
-    assert tablegen.latex_escape("a > b") == r"a \textgreater{} b"
+    assert grid.latex_escape("my_model 100% & co") == r"my\_model 100\% \& co"
+    assert grid.latex_escape("51.5†") == r"51.5\textsuperscript{\dag}"
+    assert grid.latex_escape("a > b") == r"a \textgreater{} b"
 
 
 # --------------------------------------------------------------------------- bad input, real CLI

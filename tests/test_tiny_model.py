@@ -31,7 +31,7 @@ def test_cli_builds_byte_identical_models(tmp_path: Path) -> None:
 
 
 def test_seed_changes_weights_not_tokenizer(tmp_path: Path) -> None:
-    from repro.tiny import build_tiny_model
+    from core.tiny import build_tiny_model
 
     a = _digests(build_tiny_model(tmp_path / "s0", seed=0))
     b = _digests(build_tiny_model(tmp_path / "s1", seed=1))
@@ -91,7 +91,7 @@ def test_model_generates_greedily(tiny_model_dir: Path) -> None:
 def test_small_size_has_a_few_million_parameters(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from repro.tiny import build_tiny_model, parameter_count
+    from core.tiny import build_tiny_model, parameter_count
 
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "small", size="small"))
     n = model.num_parameters()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, kill_after_first_checkpoint, run_module
 
-from repro import recipe
+from core import recipe
 
 
 def _train(outputs: Path, *args: str):

@@ -14,9 +14,18 @@ from typing import Any
 
 import pytest
 
+from core.errors import UsageError
 from evalsuite import results as results_fmt
-from evalsuite.report import analysis, claims, regression, reported, result_set, simulate, verdicts
-from repro.errors import UsageError
+from evalsuite.report import (
+    analysis,
+    claim_verdicts,
+    claims,
+    regression,
+    reported,
+    result_set,
+    simulate,
+    verdicts,
+)
 
 RESAMPLES = 500
 GSM8K = 51.6  # DPO-1130's reported GSM8K (paper Table 6)
@@ -297,7 +306,7 @@ def test_converted_data_is_partial_and_never_judged(tmp_path: Path) -> None:
 
 def test_a_point_with_a_nan_value_is_left_out_of_a_rank_test() -> None:
     points = [(1.0, 10.0), (2.0, 12.0), (3.0, math.nan), (4.0, 15.0), (5.0, 16.0), (6.0, 18.0)]
-    check = claims._spearman_check(
+    check = claim_verdicts.spearman_check(
         "y rises with x", points, 1, 0.05, 1000, 0, files=[], described="points", flat="flat", suffix=""
     )
     assert check.n == 5 and "1 points left out: not a finite number" in (check.reason or "")
@@ -324,3 +333,35 @@ def test_the_tables_say_where_each_model_came_from(tmp_path: Path, scores, claim
         "dpo-1130": "simulated, training seeds 0, 1",
         "dpo-1207": "scored from outputs (simulated:dpo-1207)",  # not taken for the published checkpoint
     }
+
+
+# --------------------------------------------------------------------------- 6. what was evaluated
+
+
+def _as_source(folder: Path, source: str) -> None:
+    """The results of a real (unmarked) evaluation whose model came from `source`."""
+    _unmark(folder)
+
+    def change(data: dict) -> None:
+        data["model"].update(source=source, path="/data/my-sft", spec="/data/my-sft")
+
+    _edit(folder, change)
+
+
+@pytest.mark.parametrize(
+    ("source", "verdict"),
+    [("external", "not reproduced"), ("local", "inconclusive")],  # outside outputs, a model folder
+)
+def test_a_local_folder_named_as_a_published_checkpoint_is_not_judged_as_it(
+    tmp_path: Path, scores, claim_list, source: str, verdict: str
+) -> None:
+    """The published checkpoint re-evaluated (resolved through the lock) differs from its reported
+    score only by the harness; a folder of the user's own under the same name may be any training
+    run, so a miss is inconclusive and the tables say why."""
+    folder = simulate.write_results(tmp_path / "sft-1130", "sft-1130", {"gsm8k": 40.0}).folder
+    _as_source(folder, source)
+    report = _report(tmp_path, scores, claim_list)
+    stat = _stat(report, "sft-1130")
+    assert stat.verdict == verdict, stat.verdict_reason
+    (model,) = [m for m in report.models if m.label == "sft-1130"]
+    assert ("never published: judged as one training run" in model.provenance) == (source == "local")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import UsageError
 from repro import verifiers
-from repro.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_ROWS = ROOT / "repro" / "data" / "smoke" / "rlvr.jsonl"

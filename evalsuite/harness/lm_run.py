@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.errors import UsageError
+from core.resolve import Resolved
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
 from evalsuite.harness import run_folder
 from evalsuite.harness.sources import BBH_SUBSETS
-from repro.errors import UsageError
-from repro.resolve import Resolved
 
 MAX_LENGTH = 2048
 
@@ -328,7 +328,7 @@ class LmEvalFiles:
         """Write the aggregated results file; returns it."""
         from lm_eval.loggers.utils import add_tokenizer_info
 
-        from repro import manifest
+        from core import manifest
 
         results = {
             **self.merged,
@@ -397,7 +397,7 @@ def _run_lm_benchmarks(
     from evalsuite.harness.protocol import task_class_path
 
     if "ifeval" in names:
-        from evalsuite.harness.punkt import ensure_punkt_tab
+        from core.scoring.punkt import ensure_punkt_tab
 
         ensure_punkt_tab()  # before any generation: scoring must never run without it
     meta = {

@@ -9,8 +9,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from core import chat_templates
 from evalsuite.harness.protocol import task_class_path
-from repro import chat_templates
 
 
 @functools.cache

@@ -20,8 +20,9 @@ from typing import Any
 from lm_eval.api.samplers import ContextSampler
 from lm_eval.api.task import ConfigurableTask
 
+from core.errors import UsageError
+from core.scoring.gsm8k import gsm8k_extract
 from evalsuite.harness import sources
-from repro.errors import UsageError
 
 Doc = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -259,15 +260,6 @@ def mmlu_pro_results(doc: Doc, results: Sequence[Any]) -> dict[str, int]:
     return {"acc": int(argmax_first(_lls(results)) == mmlu_pro_gold(doc))}
 
 
-GSM8K_ANSWER = re.compile(r"#### (\-?[0-9\.\,]+)")
-
-
-def gsm8k_extract(text: str) -> str | None:
-    """First `#### N` in the text, commas removed; no fallback to the last number (strict)."""
-    m = GSM8K_ANSWER.search(text)
-    return m.group(1).strip().replace(",", "") if m else None
-
-
 def gsm8k_results(doc: Doc, results: Sequence[str]) -> dict[str, int]:
     pred, gold = gsm8k_extract(results[0]), gsm8k_extract(doc["answer"])
     return {"exact_match": int(pred is not None and pred == gold)}
@@ -279,7 +271,7 @@ def bbh_results(doc: Doc, results: Sequence[str]) -> dict[str, int]:
 
 
 def ifeval_results(doc: Doc, results: Sequence[str]) -> dict[str, Any]:
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     return score_item(doc, results[0])
 

@@ -28,8 +28,8 @@ from typing import Any
 from lm_eval.api.model import LM
 from tqdm import tqdm
 
-from repro import atomic, chat_templates
-from repro.errors import UsageError, json_loads
+from core import atomic, chat_templates
+from core.errors import UsageError, json_loads
 
 
 def request_key(kind: str, args: tuple[Any, ...]) -> str:
@@ -98,7 +98,7 @@ class ResumableLM(LM):
     def apply_chat_template(
         self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
-        # the model's template is input: time-limited, and its failure one line (repro/chat_templates.py)
+        # the model's template is input: time-limited, and its failure one line (core/chat_templates.py)
         return chat_templates.guarded(
             getattr(self.inner, "tokenizer", None),
             self.inner.apply_chat_template,

@@ -14,7 +14,7 @@ results.json is removed, the records moved into `items/` (an earlier run's items
 results do not list removed) and the new results.json (with the sha256 of each items file)
 written, so a results.json is only ever beside the items it was written with: a kill leaves the
 folder without results.json (unfinished, ignored by `tables`), never with a mix. One run at a
-time: `owned` holds the folder's run lock (repro/run_lock.py) for the run's whole life, and a
+time: `owned` holds the folder's run lock (core/run_lock.py) for the run's whole life, and a
 failed run removes the folders it made if they hold nothing of use.
 """
 
@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import atomic, run_lock
+from core.errors import UsageError, cannot_write, json_loads
 from evalsuite import results as results_io
-from repro import atomic, run_lock
-from repro.errors import UsageError, cannot_write, json_loads
 
 IDENTITY_FORMAT = "smoltulu-identity/1"
 IDENTITY_FILE = results_io.IDENTITY_FILE
@@ -211,7 +211,7 @@ def owned(
 ) -> Iterator[Path]:
     """`with owned(folder, identity, what="evalsuite run ..") as pending:` the run's whole life in its folder.
 
-    Holds the folder's run lock (repro/run_lock.py: a second run into it is refused while this one
+    Holds the folder's run lock (core/run_lock.py: a second run into it is refused while this one
     lives), claims it for `identity`, yields the pending folder for per-item records and removes it at
     the end; on failure, folders this run created are removed again if they hold nothing of use.
     """

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import UsageError, json_loads, options
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_io
 from evalsuite.harness import run_folder, sources
-from repro.errors import UsageError, json_loads, options
 
 GENERATIVE = ("gsm8k", "bbh", "ifeval")
 Scorer = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -85,7 +85,7 @@ def _scorer(benchmark: str) -> Scorer:
         return lambda doc, out: {"score": protocol.gsm8k_results(doc, [out])["exact_match"]}
     if benchmark == "bbh":
         return lambda doc, out: {"score": protocol.bbh_results(doc, [out])["exact_match"]}
-    from evalsuite.harness.ifeval_scoring import score_item
+    from core.scoring.ifeval import score_item
 
     def ifeval(doc: dict[str, Any], out: str) -> dict[str, Any]:
         metrics = score_item(doc, out)
@@ -129,7 +129,7 @@ def score(
         by_prompt.setdefault(_bare(item[3]), item)
     scorer = _scorer(benchmark)
     if benchmark == "ifeval":
-        from evalsuite.harness.punkt import ensure_punkt_tab
+        from core.scoring.punkt import ensure_punkt_tab
 
         ensure_punkt_tab()
     records: dict[str, dict[str, Any]] = {}
@@ -208,7 +208,7 @@ def _write(
 
 
 def _reference_ifeval(args: argparse.Namespace) -> int:
-    from evalsuite.harness.ifeval_scoring import score_reference_files
+    from core.scoring.ifeval import score_reference_files
 
     report = score_reference_files(args.input_data, args.outputs)
     for name, value in report["scores"].items():

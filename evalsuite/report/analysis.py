@@ -25,8 +25,8 @@ import numpy as np
 from scipy import stats as sps
 
 from evalsuite import results as results_fmt
+from evalsuite.report import claim_checks, item_stats, stats, verdicts
 from evalsuite.report import claims as claims_mod
-from evalsuite.report import item_stats, stats, verdicts
 from evalsuite.report.item_stats import Paired
 from evalsuite.report.reported import Metric, Reported, ReportedScores
 from evalsuite.report.result_set import Run, group_problem, seed_groups
@@ -168,11 +168,12 @@ def _judge(
             stat.note = "n too small: a --sample run with no interval to judge it by; evaluate more items"
             return
         sampled = (stat.interval["low"], stat.interval["high"])
-    seeds = per_seed if run.retrained else None
+    trained = run.retrained or run.unverified  # a training run: its seed variance widens the band
+    seeds = per_seed if trained else None
     j = verdicts.judge(rep, tolerance, value=stat.value, seeds=seeds, sampled=sampled)
     stat.verdict, stat.verdict_reason, stat.tolerance = j.verdict, j.reason, j.tolerance
     stat.band = {"low": j.band[0], "high": j.band[1]}
-    stat.seeds = len(per_seed) if run.retrained else None
+    stat.seeds = len(per_seed) if trained else None
     stat.seed_sd, stat.half_width = j.seed_sd, j.half_width
 
 
@@ -451,7 +452,7 @@ def analyse(
         scores.extend(score_stats(groups[label], reported, settings, tolerances))
     cache = PairCache({label: groups[label] for label in labels}, settings)
     pairs = comparisons(labels, cache, settings, None if settings.all_pairs else paper_pairs(claim_list))
-    claim_results = claims_mod.evaluate(
+    claim_results = claim_checks.evaluate(
         claim_list,
         cache.get,
         runs=cache.groups,

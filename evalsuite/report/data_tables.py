@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import UsageError, json_loads
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
 from evalsuite.report import datafile
+from evalsuite.report.grid import Cell, Grid
 from evalsuite.report.stats import CONFIDENCE, wilson_interval
-from evalsuite.report.tablegen import Cell, Grid
-from repro.errors import UsageError, json_loads
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_FILE = ROOT / "tables" / "reported" / "data" / "data_tables.yaml"

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from repro.errors import UsageError
+from core.errors import UsageError
 
 
 def read_mapping(path: Path, *, missing: str = "missing; run from a checkout of the suite") -> dict[str, Any]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite.report import stats
 from evalsuite.report.stats import Interval
-from repro.errors import UsageError
 
 # Which vectorised rule reproduces each registry headline function.
 RULES: dict[Callable[..., float], str] = {
@@ -254,7 +254,7 @@ def section_bootstrap(
     Items are resampled within their subset; the section weights stay in evalsuite.reward
     (its arithmetic is linear and takes arrays of replicates as they are).
     """
-    from evalsuite.reward.sections import section_scores
+    from evalsuite.reward_sections import section_scores
 
     point = section_point(data)
     correct, sizes = data.strata()
@@ -290,7 +290,7 @@ def section_vs_value(
 
 def _section_weights(data: ItemData, section: str) -> np.ndarray:
     """Each subset's weight in a section (subset order of data): its scores are linear in them."""
-    from evalsuite.reward.sections import section_scores
+    from evalsuite.reward_sections import section_scores
 
     unit = np.eye(len(data.subtask_names))
     return np.asarray(section_scores(dict(zip(data.subtask_names, unit, strict=True)))[section], dtype=float)
@@ -298,7 +298,7 @@ def _section_weights(data: ItemData, section: str) -> np.ndarray:
 
 def section_point(data: ItemData) -> dict[str, float]:
     """The four RewardBench section scores (percent) of one run's items."""
-    from evalsuite.reward.sections import section_scores
+    from evalsuite.reward_sections import section_scores
 
     correct, sizes = data.strata()
     try:

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import UsageError
 from evalsuite import results as results_fmt
 from evalsuite.report import analysis, reported, result_set, verdicts
 from evalsuite.report.analysis import ScoreStat
-from repro.errors import UsageError
 
 ENV = "SMOLTULU_RESULTS"
 STRICT_ENV = "SMOLTULU_STRICT"

@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from core import lock as lockfile
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite.report import datafile
-from repro import lock as lockfile
-from repro.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTED_DIR = ROOT / "tables" / "reported"

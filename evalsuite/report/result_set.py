@@ -6,21 +6,32 @@ points of the 135M ablation: they feed claim 6 and stay out of the paper's table
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import lock as lockfile
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite import results as results_fmt
 from evalsuite.report import item_stats
 from evalsuite.report.item_stats import ItemData
 from evalsuite.report.reported import ReportedScores
-from repro.errors import UsageError
 
 ABLATION_KEYS = ("learning_rate", "batch_size")  # default; claims.yaml's claim 6 names its own
 SCORE_TOLERANCE = 0.01  # points: results.json's score against the headline of its own items
+# lock roles of the models the paper evaluated: published checkpoints, and those it never published
+PAPER_ROLES = ("published", "baseline", "base", "reproduce-only")
+
+
+@functools.cache
+def paper_models() -> dict[str, str]:
+    """The lock's names of the paper's models -> their role."""
+    lock = lockfile.load(lockfile.default_path())
+    return {e.name: e.role for e in lock.entries.values() if e.role in PAPER_ROLES}
 
 
 @dataclass
@@ -62,6 +73,19 @@ class Run:
         return self.results.model.source == "repro-output" or self.training_seed is not None
 
     @property
+    def unverified(self) -> bool:
+        """A local model folder under the name of one of the paper's models, not trained by repro:
+        nothing shows it holds the published weights (the lock's hashes are checked when the model
+        is evaluated by its lock name; some were never published), so it is judged as one training
+        run of unknown seed variance, never as the published checkpoint re-evaluated."""
+        model = self.results.model
+        return (
+            not (self.simulated or self.retrained)
+            and model.source == "local"
+            and model.label in paper_models()
+        )
+
+    @property
     def provenance(self) -> str:
         """Where the evaluated model came from, as the tables say it."""
         model = self.results.model
@@ -70,6 +94,14 @@ class Run:
         if self.retrained:
             seed = f", training seed {self.training_seed}" if self.training_seed is not None else ""
             return f"retrained by repro{seed}"
+        if self.unverified:
+            folder = f"local model folder ({model.path}) named {model.label}"
+            if paper_models()[model.label] == "reproduce-only":
+                return f"{folder}, a model never published: judged as one training run of unknown seed"
+            return (
+                f"{folder}, not verified to be the published checkpoint: judged as one training run "
+                f"(evaluate `--model {model.label}` to check it against the lock)"
+            )
         if model.source == "hub":
             rev = f"@{model.revision[:12]}" if model.revision else ""
             return f"published checkpoint ({model.repo_id}{rev})"

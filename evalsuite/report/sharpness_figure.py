@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import atomic
 from evalsuite import results as results_io
-from evalsuite.report.claims import sharpness_of
+from evalsuite.report.grid_claims import sharpness_of
 from evalsuite.report.result_set import Run
 from evalsuite.sharpness import record as record_io
 from evalsuite.sharpness.record import Measurement
-from repro import atomic
 
 FILE = "sharpness.png"
 REASONING = ("arc", "gsm8k")

@@ -44,7 +44,7 @@ SIMULATION_NOTE = "SIMULATED per-item results (evalsuite.report.simulate), not t
 def shape(benchmark: str) -> list[tuple[str, int]]:
     """(subtask, items) of the full benchmark; RewardBench's subsets come from evalsuite.reward."""
     if benchmark == "rewardbench":
-        from evalsuite.reward import sections
+        from evalsuite import reward_sections as sections
 
         return list(sections.table().rows.items())
     return SHAPES[benchmark]

@@ -4,7 +4,7 @@ A cell shows the measured score when results exist, else the reported value mark
 (†); partial evidence (a --limit or --sample run, fewer items than the full set, converted data:
 `ScoreStat.partial` / `ModelEntry.partial`) is marked with a double dagger (‡) in every table and is
 never bold; the best of the other values of each row is bold. Tables 3 and 6 have the paper's three
-columns, Table 9 all seven; Tables 2, 5 and 7 come from repro.hparam_tables (recipes, plus the Tulu
+columns, Table 9 all seven; Tables 2, 5 and 7 come from evalsuite.report.hparam_tables (recipes, plus the Tulu
 3 reference columns the paper prints). Under each score table, "reproduced vs reported" lists each
 (model, metric) once: under the table its reported value is credited to (the first that prints it,
 evalsuite.report.reported), with the tolerance verdict of evalsuite.report.analysis and its reason
@@ -19,29 +19,23 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
-from evalsuite import benchmarks as registry
-from evalsuite import results as results_fmt
-from evalsuite.report import stats
+from evalsuite.report import hparam_tables, stats
 from evalsuite.report.analysis import ModelEntry, Report, ScoreStat
 from evalsuite.report.claims import ClaimResult
-from evalsuite.report.reported import Metric, Reported, ReportedScores, ReportedTable
-from repro import hparam_tables
-from repro.errors import one_line
+from evalsuite.report.grid import (
+    LIMITED_MARK,
+    REPORTED_MARK,
+    Cell,
+    Grid,
+)
+from evalsuite.report.reported import Metric, ReportedScores, ReportedTable
 
 if TYPE_CHECKING:
-    from evalsuite.report.data_tables import DataReport
+    pass
 
-Fmt = Literal["md", "latex"]
-REPORTED_MARK = "†"
-LIMITED_MARK = "‡"
 LEGEND = (
     f"Plain: measured from the results (whether it reproduces the reported value is the verdict of "
     f"the table below it); {REPORTED_MARK}: value reported by the source table (no result here); "
@@ -55,23 +49,7 @@ PARTIAL_NOTE = (
 )
 
 
-@dataclass
-class Cell:
-    text: str
-    value: float | None = None
-    bold: bool = False
-    mark: str = ""
-
-
-@dataclass
-class Grid:
-    title: str
-    headers: list[str]
-    rows: list[list[Cell]]
-    notes: list[str] = field(default_factory=list)
-
-
-def _fmt(value: float | None, decimals: int = 1) -> str:
+def fmt(value: float | None, decimals: int = 1) -> str:
     return "–" if value is None else f"{value:.{decimals}f}"
 
 
@@ -82,7 +60,7 @@ def _bounds(low: float, high: float) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def _partial(model: ModelEntry | None, stat: ScoreStat | None = None) -> str | None:
+def partial_reason(model: ModelEntry | None, stat: ScoreStat | None = None) -> str | None:
     """Why a result is partial evidence: the score's own reason, else its model's; None when full."""
     return (stat.partial if stat is not None else None) or (model.partial if model is not None else None)
 
@@ -99,7 +77,7 @@ def format_p(p: float | None) -> str:
     return f"{p:.4f}" if p < 1e-3 else f"{p:.3f}"
 
 
-def _signed(value: float | None) -> str:
+def signed(value: float | None) -> str:
     """A difference in points, signed; one that rounds to zero prints +0.00, never -0.00."""
     if value is None:
         return "–"
@@ -147,9 +125,9 @@ def score_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
             stat = report.score(model, row.metric)
             rep = table.value(model, row.metric)
             if stat is not None:
-                partial = _partial(models.get(model), stat)
+                partial = partial_reason(models.get(model), stat)
                 cells.append(
-                    Cell(_fmt(stat.value, decimals), stat.value, mark=LIMITED_MARK if partial else "")
+                    Cell(fmt(stat.value, decimals), stat.value, mark=LIMITED_MARK if partial else "")
                 )
             elif rep is not None:
                 cells.append(Cell(rep.text, rep.value, mark=REPORTED_MARK))
@@ -199,7 +177,7 @@ VERDICT_NOTE = (
 )
 
 
-def _verdict_cells(s: ScoreStat) -> tuple[str, str]:
+def verdict_cells(s: ScoreStat) -> tuple[str, str]:
     """(short verdict, reason) of one reproduced-vs-reported score."""
     if s.verdict is not None:
         return s.verdict, s.verdict_reason or ""
@@ -210,7 +188,7 @@ def _verdict_cells(s: ScoreStat) -> tuple[str, str]:
     return "–", s.note or ""
 
 
-def _interval_text(ci: dict[str, Any] | None) -> str:
+def interval_text(ci: dict[str, Any] | None) -> str:
     if not ci:
         return "–"
     bounds = _bounds(_num(ci["low"]), _num(ci["high"]))
@@ -222,7 +200,7 @@ def _num(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _excludes(ci: dict[str, Any] | None, reported: dict[str, Any] | None) -> bool:
+def excludes(ci: dict[str, Any] | None, reported: dict[str, Any] | None) -> bool:
     """The 95% interval was computed and the reported value lies outside it."""
     if not ci or not reported:
         return False
@@ -234,7 +212,7 @@ def _half_width(half_width: float | None, tolerance: float | None) -> float | No
     return half_width if half_width is not None else tolerance
 
 
-def _band_text(half_width: float | None, tolerance: float | None) -> str:
+def band_text(half_width: float | None, tolerance: float | None) -> str:
     """The band's half-width actually used: the tolerance, plus the seed spread when pooled."""
     half = _half_width(half_width, tolerance)
     if half is None or tolerance is None:
@@ -244,7 +222,7 @@ def _band_text(half_width: float | None, tolerance: float | None) -> str:
     return f"±{tolerance:.2f}"
 
 
-def _verdict_text(
+def verdict_text(
     verdict: str,
     ci: dict[str, Any] | None,
     reported: dict[str, Any] | None,
@@ -252,7 +230,7 @@ def _verdict_text(
     tol: float | None,
 ) -> str:
     """The verdict as printed: a "reproduced" whose interval excludes the reported value says why."""
-    if verdict != "reproduced" or not _excludes(ci, reported):
+    if verdict != "reproduced" or not excludes(ci, reported):
         return verdict
     width = _half_width(half, tol)
     where = "the band" if width is None else f"±{width:.2f}"
@@ -263,7 +241,7 @@ def _verdict_text(
     return f"reproduced (inside {where}; the 95% interval excludes the reported value)"
 
 
-def _footnoted(rows: list[tuple[list[Cell], str]], notes: list[str]) -> list[list[Cell]]:
+def footnoted(rows: list[tuple[list[Cell], str]], notes: list[str]) -> list[list[Cell]]:
     """Rows whose last cell is a verdict: each reason a numbered footnote [k], shared by equal reasons."""
     seen: dict[str, int] = {}
     for cells, reason in rows:
@@ -275,7 +253,7 @@ def _footnoted(rows: list[tuple[list[Cell], str]], notes: list[str]) -> list[lis
     return [cells for cells, _ in rows]
 
 
-def _compared(s: ScoreStat) -> bool:
+def compared(s: ScoreStat) -> bool:
     """Judged against its reported value (a partial run, e.g. --limit, is shown but never compared)."""
     return s.verdict is not None
 
@@ -285,7 +263,7 @@ def _plain(s: ScoreStat) -> bool:
     interval: the row says it all, no footnote."""
     if s.verdict != "reproduced" or s.tolerance is None or s.partial is not None:
         return False
-    if _excludes(s.interval, s.reported):
+    if excludes(s.interval, s.reported):
         return False
     return abs(_half_width(s.half_width, s.tolerance) - s.tolerance) < 1e-9  # type: ignore[operator]
 
@@ -322,23 +300,23 @@ def stats_grid(table: ReportedTable, report: Report, reported: ReportedScores) -
     notes: list[str] = []
     rows = []
     for header, s in found:
-        verdict, reason = _verdict_cells(s)
+        verdict, reason = verdict_cells(s)
         name = header + (" (simulated)" if models[s.model].simulated else "")
-        partial = _partial(models.get(s.model), s)
+        partial = partial_reason(models.get(s.model), s)
         cells = [
             Cell(name),
             Cell(labels[s.metric]),
-            Cell(_fmt(s.value, 2), mark=LIMITED_MARK if partial else ""),
-            Cell(_interval_text(s.interval)),
+            Cell(fmt(s.value, 2), mark=LIMITED_MARK if partial else ""),
+            Cell(interval_text(s.interval)),
             Cell(f"{s.reported['text']} ({_source(s.reported)})" if s.reported else "–"),
-            Cell(_signed(s.difference) if _compared(s) else "–"),
-            Cell(_band_text(s.half_width, s.tolerance)),
+            Cell(signed(s.difference) if compared(s) else "–"),
+            Cell(band_text(s.half_width, s.tolerance)),
         ]
         if seeded:
             cells.append(Cell(_seeds_text(s)))
-        cells.append(Cell(_verdict_text(verdict, s.interval, s.reported, s.half_width, s.tolerance)))
+        cells.append(Cell(verdict_text(verdict, s.interval, s.reported, s.half_width, s.tolerance)))
         rows.append((cells, "" if _plain(s) else reason))
-    body = _footnoted(rows, notes)
+    body = footnoted(rows, notes)
     headers = ["model", "metric", "measured", "95% interval", "reported (source)", "diff", "band"]
     headers += ["training seeds"] if seeded else []
     headers += ["verdict"]
@@ -350,172 +328,6 @@ def _seeds_text(s: ScoreStat) -> str:
     if s.seeds is None:
         return "published checkpoint"
     return f"{s.seeds}" + ("" if s.seed_sd is None else f" (sd {s.seed_sd:.2f})")
-
-
-# --- protocol check: a real model against its own model card ------------------------------------
-
-
-@dataclass
-class ProtocolRow:
-    """One card row against one results folder of the card's model (statistics.json: protocol_check)."""
-
-    table: str  # the reported file's key
-    model: str  # results label (the card's model name when there are no results)
-    results: str | None  # results.json
-    benchmark: str | None  # the suite's benchmark; None for a card row the suite does not evaluate
-    column: str  # the registry's column (the card row when not evaluated)
-    card_row: str
-    reported: dict[str, Any]  # {value, text, source}
-    reproduced: float | None = None
-    n: int | None = None
-    limit: int | None = None  # a --limit run: partial, not compared
-    sample: int | None = None  # an `evalsuite run --sample N` run (settings.sample): compared, wider interval
-    simulated: bool = False
-    interval: dict[str, Any] | None = None
-    difference: float | None = None
-    inside: bool | None = None  # information, as in analysis.ScoreStat
-    p_value: float | None = None  # information, as in analysis.ScoreStat
-    test: str | None = None
-    tolerance: float | None = None
-    band: dict[str, float] | None = None
-    half_width: float | None = None  # the band's half-width used (analysis.ScoreStat.half_width)
-    partial: str | None = None
-    # reproduced | not reproduced | inconclusive (analysis), or: partial | no results | no result |
-    # not evaluated; verdict_reason says why
-    verdict: str = ""
-    verdict_reason: str = ""
-    extra: dict[str, float] = field(default_factory=dict)  # IFEval: both averages and all four scores
-
-
-def protocol_check(table: ReportedTable, report: Report) -> list[ProtocolRow]:
-    """Every results folder of the card's model (label = its model, or model-<variant>), row by row.
-
-    The statistics are the report's own reproduced-vs-reported ones (evalsuite.report.analysis: the
-    same intervals, tolerance and verdict as the paper's tables); without results, one block
-    shows the card's values.
-    """
-    col = table.columns[0]
-    runs = [m for m in report.models if table.column_of(m.label) is not None]
-    # a card row no folder evaluated is shown once (under the first folder), not once per folder
-    evaluated = {r.metric for m in runs for r in table.rows if report.score(m.label, r.metric) is not None}
-    out = []
-    for m in runs or [None]:
-        first = m is None or m is runs[0]
-        label = m.label if m else col.model
-        sample = results_fmt.load(Path(m.results)).settings.get("sample") if m else None
-        j = table.columns.index(table.column_of(label) or col)
-        for row in table.rows:
-            rep = row.values[j]
-            pr = ProtocolRow(
-                table.key,
-                label,
-                m.results if m else None,
-                row.metric.benchmark,
-                row.label,
-                row.source_row or row.label,
-                _reported(rep),
-            )
-            s = report.score(label, row.metric) if m else None
-            if m is None:
-                pr.verdict = "no results"
-                pr.verdict_reason = f"evaluate the model with `evalsuite run --label {col.model}`"
-                out.append(pr)
-                continue
-            pr.limit, pr.simulated, pr.sample = m.limit, m.simulated, sample
-            if s is None and (row.metric in evaluated or not first):
-                continue
-            if s is None:
-                pr.verdict = "no result"
-                pr.verdict_reason = "no result for this benchmark in the results folder"
-            else:
-                pr.reproduced, pr.n, pr.interval, pr.extra = s.value, s.n, s.interval, dict(s.extra)
-                pr.tolerance, pr.band, pr.half_width = s.tolerance, s.band, s.half_width
-                pr.partial = _partial(m, s)
-                pr.verdict, pr.verdict_reason = _verdict_cells(s)
-                if _compared(s):  # a partial run is shown, not compared: no difference or test
-                    pr.difference, pr.inside, pr.p_value, pr.test = s.difference, s.inside, s.p_value, s.test
-            out.append(pr)
-        for ne in table.not_evaluated if first else ():
-            out.append(
-                ProtocolRow(
-                    table.key,
-                    label,
-                    m.results if m else None,
-                    None,
-                    ne.source_row,
-                    ne.source_row,
-                    _reported(ne.values[j]),
-                    limit=m.limit if m else None,
-                    simulated=bool(m and m.simulated),
-                    verdict="not evaluated",
-                    verdict_reason=f"not evaluated by the suite: {ne.why}",
-                )
-            )
-    return out
-
-
-def _reported(rep: Reported) -> dict[str, Any]:
-    return {"value": rep.value, "text": rep.text, "source": rep.source}
-
-
-def protocol_grid(table: ReportedTable, report: Report) -> Grid:
-    rows = []
-    notes: list[str] = []
-    ifeval: dict[str, dict[str, float]] = {}
-    for r in protocol_check(table, report):
-        if r.benchmark == "ifeval" and r.extra:
-            ifeval[r.model] = r.extra
-        partial = (r.partial or r.limit) and r.reproduced is not None
-        cells = [
-            Cell(r.model + (" (simulated)" if r.simulated else "")),
-            Cell(r.column),
-            Cell(r.card_row),
-            Cell(r.reported["text"]),
-            Cell(_fmt(r.reproduced, 2), mark=LIMITED_MARK if partial else ""),
-            Cell("–" if r.n is None else f"{r.n}{' (sampled)' if r.sample else ''}"),
-            Cell(_interval_text(r.interval)),
-            Cell(_signed(r.difference)),
-            Cell(_band_text(r.half_width, r.tolerance)),
-            Cell(_verdict_text(r.verdict, r.interval, r.reported, r.half_width, r.tolerance)),
-        ]
-        # inside ± tolerance, on every item, the card's value inside the interval: the row says it all
-        plain = r.verdict == "reproduced" and not partial and not _excludes(r.interval, r.reported)
-        rows.append((cells, "" if plain else r.verdict_reason))
-    model = table.columns[0].model
-    headline = registry.get("ifeval").headline.__name__
-    card_ifeval = next((r.source_row for r in table.rows if r.metric.benchmark == "ifeval"), None)
-    head = [
-        f"Reported: {table.source}, {table.url}; each value is the card row named beside it. Rows: every "
-        f"results folder labelled {model} (or {model}-<variant>, e.g. {model}-q4_1).",
-        "Verdict: the reproduced-vs-reported judgement of the paper's tables (tolerance band around the "
-        f"card's value, tables/tolerances.yaml). {LIMITED_MARK}: partial evidence - a --limit run, fewer "
-        "items than the full set or converted data: not compared with the card; or (sampled) a seeded "
-        "random sample of items per (sub)task (`evalsuite run --sample`), judged by its interval "
-        "against the band.",
-    ]
-    if card_ifeval:
-        text = (
-            f"IFEval: the card's '{card_ifeval}' is compared with the suite's IFEval headline, "
-            f"{headline} (evalsuite/benchmarks.py), as the paper's IFEval column is."
-        )
-        for label, extra in ifeval.items():
-            if "average_strict" in extra and "average_loose" in extra:
-                text += (
-                    f" {label}: strict average {extra['average_strict']:.2f}, "
-                    f"loose average {extra['average_loose']:.2f}."
-                )
-        head.append(text)
-    body = _footnoted(rows, notes)
-    if any(r[0].text.endswith("(simulated)") for r in body):
-        head.append("SIMULATED: rows marked (simulated) come from simulated items, not from a model.")
-    headers = ["model", "benchmark", "card row", "reported", "measured", "n", "95% interval", "diff",
-               "band", "verdict"]  # fmt: skip
-    return Grid(table.title, headers, body, [*head, *notes])
-
-
-def protocol_checks(report: Report, reported: ReportedScores) -> list[ProtocolRow]:
-    """Every protocol-check row (statistics.json)."""
-    return [r for t in reported.protocol_checks() for r in protocol_check(t, report)]
 
 
 def holm_family(report: Report) -> str:
@@ -547,10 +359,10 @@ def comparisons_grid(report: Report, reported: ReportedScores | None = None) -> 
         ci = c.interval
         rows.append(
             [
-                Cell(headers_of.get(c.a, c.a), mark=LIMITED_MARK if _partial(entries.get(c.a)) else ""),
-                Cell(headers_of.get(c.b, c.b), mark=LIMITED_MARK if _partial(entries.get(c.b)) else ""),
+                Cell(headers_of.get(c.a, c.a), mark=LIMITED_MARK if partial_reason(entries.get(c.a)) else ""),
+                Cell(headers_of.get(c.b, c.b), mark=LIMITED_MARK if partial_reason(entries.get(c.b)) else ""),
                 Cell(columns.get(c.benchmark, c.benchmark)),
-                Cell(_signed(c.difference)),
+                Cell(signed(c.difference)),
                 Cell(_bounds(_num(ci["low"]), _num(ci["high"])) if ci else "–"),
                 Cell(c.test or "–"),
                 Cell(format_p(c.p_value)),
@@ -604,192 +416,3 @@ def hparam_grids() -> tuple[Grid, ...]:
         Grid(t.title, t.headers, [[Cell(v) for v in row] for row in t.rows], t.notes)
         for t in hparam_tables.tables()
     )
-
-
-# --- rendering ----------------------------------------------------------------------------------
-
-LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    "±": r"\ensuremath{\pm}",  # not in pdflatex's default utf8 set in every setup
-    "Δ": r"\ensuremath{\Delta}",  # claims quote the abstract's "Δ11%"
-}
-LATEX_MARKS = {REPORTED_MARK: r"\textsuperscript{\dag}", LIMITED_MARK: r"\textsuperscript{\ddag}"}
-
-
-MD_SPECIALS = "\\`*_[]<>|#"
-
-
-def md_escape(text: str) -> str:
-    """Backslash-escape Markdown's active characters (a folder name must not become a link or HTML)."""
-    return "".join(f"\\{ch}" if ch in MD_SPECIALS else ch for ch in text)
-
-
-def latex_escape(text: str) -> str:
-    out = "".join(LATEX_SPECIALS.get(ch, ch) for ch in one_line(text))
-    for mark, tex in LATEX_MARKS.items():
-        out = out.replace(mark, tex)
-    return out.replace("–", "--")
-
-
-def _cell(cell: Cell, fmt: Fmt) -> str:
-    if fmt == "md":  # one line, and a `|` in a path must not split the table's row
-        text = one_line(cell.text).replace("|", "\\|") + cell.mark
-        return f"**{text}**" if cell.bold else text
-    text = latex_escape(cell.text) + LATEX_MARKS.get(cell.mark, "")
-    return rf"\textbf{{{text}}}" if cell.bold else text
-
-
-def render(grid: Grid, fmt: Fmt, level: int = 2) -> str:
-    body = [[_cell(c, fmt) for c in row] for row in grid.rows]
-    if fmt == "md":
-        table = tabulate(body, grid.headers, tablefmt="github", disable_numparse=True)
-        notes = "".join(f"\n\n{n}" for n in grid.notes)
-        return f"{'#' * level} {grid.title}\n\n{table}{notes}\n"
-    headers = [latex_escape(h) for h in grid.headers]
-    table = tabulate(body, headers, tablefmt="latex_raw", disable_numparse=True)
-    for rule in (r"\toprule", r"\midrule"):
-        table = table.replace(r"\hline", rule, 1)
-    table = table.replace(r"\hline", r"\bottomrule", 1)
-    notes = "".join(f"\n\\par{{\\footnotesize {latex_escape(n)}}}" for n in grid.notes)
-    return (
-        "\\begin{table}[ht]\n\\centering\n\\small\n"
-        # \caption* (package caption): the titles carry the paper's own numbers ("Table 3: ..."), so
-        # LaTeX must not number them again
-        f"\\caption*{{{latex_escape(grid.title)}}}\n{table}\n{notes}\n\\end{{table}}\n"
-    )
-
-
-def grids(report: Report, reported: ReportedScores, data: DataReport | None = None) -> list[Grid]:
-    """Every table in document order: hyperparameters and scores by number, the data tables, then
-    statistics."""
-    out = _score_grids(report, reported, data) + (data.grids() if data is not None else [])
-    return out + _statistics_grids(report, reported)
-
-
-def _score_grids(report: Report, reported: ReportedScores, data: DataReport | None) -> list[Grid]:
-    """Tables 2-9, the cards and the protocol check by number; under each score table of language
-    models (3, 6, 9, the card row), the contamination of its benchmarks (data_tables)."""
-    numbered: list[tuple[float, list[Grid]]] = [
-        (float(re.search(r"Table (\d+)", g.title).group(1)), [g])  # type: ignore[union-attr]
-        for g in hparam_grids()
-    ]
-    for i, table in enumerate(reported.tables):  # model cards (no number) after the paper's tables
-        if table.kind == "protocol-check":
-            numbered.append((1000.0 + i, [protocol_grid(table, report)]))
-            continue
-        st = stats_grid(table, report, reported)
-        grid = score_grid(table, report, reported)
-        if data is not None and table.model_kind == "causal-lm":
-            benches = [r.metric.benchmark for r in table.rows]
-            grid.notes.append(data.beside_scores(benches, [c.model for c in table.columns]))
-        gs = [grid, *([st] if st else [])]
-        numbered.append((float(table.number) if table.number else 1000.0 + i, gs))
-    return [g for _, gs in sorted(numbered, key=lambda x: x[0]) for g in gs]
-
-
-def _statistics_grids(report: Report, reported: ReportedScores) -> list[Grid]:
-    out = []
-    comp = comparisons_grid(report, reported)
-    if comp is not None:
-        out.append(comp)
-    out.append(claims_grid(report.claims))
-    return out
-
-
-def document(
-    report: Report,
-    reported: ReportedScores,
-    fmt: Fmt,
-    sources: Sequence[str],
-    data: DataReport | None = None,
-) -> str:
-    def safe(text: str) -> str:  # folder names are the user's: any character may be in them
-        return md_escape(one_line(text)) if fmt == "md" else one_line(text)
-
-    shown = [safe(x) for x in sources]
-    intro = [
-        "SmolTulu tables, regenerated by `python -m evalsuite tables`",
-        f"Results read from: {', '.join(shown) or '(none)'}; models with results: "
-        f"{', '.join(f'{m.label} ({safe(m.provenance)})' for m in report.models) or 'none'}.",
-        LEGEND,
-        VERDICTS,
-        *report.notes,
-    ]
-    parts = [render(g, fmt) for g in _score_grids(report, reported, data)]
-    if data is not None:  # a section of its own after the score tables
-        if fmt == "md":
-            head = f"## Data tables\n\n{data.intro}\n"
-        else:
-            head = f"\\section*{{Data tables}}\n\\par{{\\footnotesize {latex_escape(data.intro)}}}\n"
-        parts += [head, *(render(g, fmt, level=3) for g in data.grids())]
-    parts += [render(g, fmt) for g in _statistics_grids(report, reported)]
-    if fmt == "md":
-        return f"# {intro[0]}\n\n" + "\n\n".join(intro[1:]) + "\n\n" + "\n".join(parts)
-    # every header line stays one `%` comment line: a newline in a folder name or a note must not
-    # end the comment and turn the rest into live LaTeX
-    head = (
-        "% "
-        + one_line(intro[0])
-        + "\n% needs \\usepackage{booktabs,caption}\n"
-        + "".join(f"% {one_line(line)}\n" for line in intro[1:])
-    )
-    return head + "\n" + "\n".join(parts)
-
-
-def claims_document(report: Report) -> str:
-    """claims.md: each claim's verdict, then every comparison behind it."""
-    parts = [
-        "# The paper's claims, judged on the per-item results\n",
-        f"alpha = {report.settings.alpha}; a claim with several comparisons is supported only if "
-        "every one is (intersection-union test: its p is the largest).",
-        *report.notes,
-        "",
-        render(claims_grid(report.claims, caveats=False), "md"),  # each claim's section has its caveat
-    ]
-    for claim in report.claims:
-        rows = [
-            [
-                Cell(c.what),
-                Cell(c.verdict),
-                Cell(_fmt(c.effect, 3 if c.test == "Spearman" else 2)),
-                Cell(_bounds(_num(c.interval[0]), _num(c.interval[1])) if c.interval else "–"),
-                Cell(_fmt(c.reported_effect, 2)),
-                Cell(c.test or "–"),
-                Cell(format_p(c.p_value)),
-                Cell(str(c.n) if c.n else "–"),
-                Cell(c.reason or ""),
-            ]
-            for c in claim.checks
-        ]
-        headers = [
-            "comparison",
-            "verdict",
-            "effect",
-            "95% interval",
-            "reported effect",
-            "test",
-            "p",
-            "n",
-            "note",
-        ]
-        said = f"{claim.text} (where the paper says it: {claim.source})" if claim.source else claim.text
-        notes = [said, *([f"Caveat: {claim.caveat}"] if claim.caveat else [])]
-        grid = Grid(f"Claim {claim.id}: {claim.verdict}", headers, rows, notes)
-        parts.append(render(grid, "md", level=3))
-    parts.append(
-        "Effect: reproduced difference in points (better - worse), or Spearman's rho for trends; "
-        "reported effect: the same difference in the paper's tables.\n"
-    )
-    return "\n".join(parts)

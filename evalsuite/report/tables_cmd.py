@@ -1,7 +1,7 @@
 """`python -m evalsuite tables`: the paper's tables regenerated from results, with statistics.
 
 The output folder is replaced whole: the set is written into a hidden sibling folder and
-swapped in (repro.atomic.replace_dir), so a kill or a full disk leaves the previous set or the
+swapped in (core.atomic.replace_dir), so a kill or a full disk leaves the previous set or the
 new one, never a mix; stale temp folders of a killed run are removed by the next.
 """
 
@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import atomic
+from core.errors import UsageError, cannot_write, options, positive_int, seed
 from evalsuite import results as results_fmt
-from repro import atomic
-from repro.errors import UsageError, cannot_write, options, positive_int, seed
+from evalsuite.report import document, protocol_table
 
 if TYPE_CHECKING:
     from evalsuite.report.analysis import Report
@@ -62,7 +63,6 @@ def generate(
         reported,
         result_set,
         sharpness_figure,
-        tablegen,
     )
     from evalsuite.sharpness import record as sharpness_record
 
@@ -97,17 +97,17 @@ def generate(
     sources = [str(d) for d in dirs]
 
     # everything is rendered before the first file is written: a failure leaves the old set
-    texts = {FILES[fmt]: tablegen.document(report, scores, fmt, sources, data) for fmt in formats}  # type: ignore[arg-type]
+    texts = {FILES[fmt]: document.document(report, scores, fmt, sources, data) for fmt in formats}  # type: ignore[arg-type]
     payload = {
         **report.to_json_obj(),
-        "protocol_check": [asdict(r) for r in tablegen.protocol_checks(report, scores)],
+        "protocol_check": [asdict(r) for r in protocol_table.protocol_checks(report, scores)],
         "data_tables": data.to_json_obj(),
         "sources": sources,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
     texts["statistics.json"] = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    texts["claims.md"] = tablegen.claims_document(report)
+    texts["claims.md"] = document.claims_document(report)
     files = {name: text.encode("utf-8") for name, text in texts.items()}
     files["forest.png"] = forest.forest_png(report, scores)
     if figure := sharpness_figure.png(training, runs):

@@ -28,10 +28,10 @@ from typing import Literal
 
 from scipy import stats as sps
 
+from core.errors import UsageError
 from evalsuite import benchmarks as registry
 from evalsuite.report import datafile
 from evalsuite.report.reported import ROOT, Reported
-from repro.errors import UsageError
 
 TOLERANCES_FILE = ROOT / "tables" / "tolerances.yaml"
 CONFIDENCE = 0.95

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro import lock as lockfile
-from repro.errors import UsageError
-from repro.resolve import resolve
+from core import lock as lockfile
+from core.errors import UsageError
+from core.resolve import resolve
 
 Message = dict[str, str]
 EXTENSIONS = {".parquet": "parquet", ".jsonl": "json"}

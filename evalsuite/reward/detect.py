@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.errors import UsageError, json_loads
+from core.errors import UsageError, json_loads
 
 RM_ARCHITECTURE_SUFFIX = "ForSequenceClassification"
 

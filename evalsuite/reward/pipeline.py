@@ -7,11 +7,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from core import lock as lockfile
+from core.errors import UsageError
+from evalsuite import reward_sections as sections
 from evalsuite.results import BenchmarkResult, write_items
-from evalsuite.reward import data, scoring, sections
+from evalsuite.reward import data, scoring
 from evalsuite.reward.detect import is_reward_model
-from repro import lock as lockfile
-from repro.errors import UsageError
 
 CPU_BATCH, GPU_BATCH = 8, 16
 

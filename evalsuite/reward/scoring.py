@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro import atomic, chat_templates
-from repro.errors import UsageError, json_loads
-from repro.preference import reward_ids
+from core import atomic, chat_templates
+from core.errors import UsageError, json_loads
+from core.preference import reward_ids
 
 Message = dict[str, str]
 
@@ -37,7 +37,7 @@ class RewardModel:
         """The tokens up to the one the reward is read at: the token before the first pad.
 
         That is where open-instruct reads a reward (model_utils.py `get_reward`) and where the RM
-        stage trains it (repro.preference.reward_ids); for a text without the pad token it is the
+        stage trains it (core.preference.reward_ids); for a text without the pad token it is the
         last token (under `tulu`, the EOS).
         """
         # The template already writes any BOS/special tokens; adding them again would double them.

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core import lock as lockfile
+from core.errors import UsageError, json_loads, non_negative_int, positive_float, positive_int, seed
 from evalsuite import results as results_io
 from evalsuite.sharpness import record as record_io
-from repro import lock as lockfile
-from repro.errors import UsageError, json_loads, non_negative_int, positive_float, positive_int, seed
 
 DEFAULT_OUTPUT = results_io.DEFAULT_ROOT  # the file goes to OUTPUT/sharpness/<label>.json
 
@@ -34,7 +34,7 @@ class Options:
     epsilon: float = 1e-3
     ascent_steps: int = 10
     micro_batch: int = 4
-    max_length: int | None = None  # None: the run's recipe value, else repro/recipes/_sft.yaml's
+    max_length: int | None = None  # None: the run's recipe value, else recipes/_sft.yaml's
     device: str | None = None  # None: cuda when available
     progress: bool = True
 
@@ -57,8 +57,8 @@ def _hp(manifest: dict[str, Any], key: str) -> Any:
 
 
 def run_settings(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The run's identity in the keys evaluation results use (repro.ablation's evaluate_point)."""
-    from repro import recipe as recipes
+    """The run's identity in the keys evaluation results use (repro.grid.ablation's evaluate_point)."""
+    from core import recipe as recipes
 
     out: dict[str, Any] = {
         "recipe": manifest.get("recipe"),
@@ -127,10 +127,10 @@ def measure_model(
     import torch
     from transformers import AutoTokenizer
 
+    from core import chat_templates
+    from core.resolve import resolve
     from evalsuite.harness import run_folder
     from evalsuite.sharpness import measure
-    from repro import chat_templates
-    from repro.resolve import resolve
 
     res = resolve(spec, lock=lockfile.load(lock_path), allow_unlocked=allow_unlocked)
     manifest = _manifest(res.path, res.source)
@@ -220,8 +220,8 @@ def measure_run(run_dir: Path, results_root: Path, **kwargs: Any) -> dict[str, A
 def measured(run_dir: Path, results_root: Path) -> bool:
     """A sharpness file of the run's current weights exists where measure_run writes it (a retrained
     point's old file does not count)."""
+    from core.resolve import finished_run
     from evalsuite.harness import run_folder
-    from repro.resolve import finished_run
 
     path = Path(results_root) / record_io.FOLDER / f"{Path(run_dir).name}.json"
     final = finished_run(Path(run_dir))

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from repro.errors import UsageError
+from core.errors import UsageError
 
 Params = dict[str, torch.Tensor]
 
@@ -60,7 +60,7 @@ DEFAULT_ASCENT_STEPS = 10
 DEFAULT_MICRO_BATCH = 4
 LANCZOS_MEMORY = 2 * 2**30  # bytes of Krylov basis (float64) above which power iteration is used
 LANCZOS_NCV = 20  # scipy's default basis size for one eigenvalue
-DEFAULT_MAX_LENGTH = 4096  # the SFT recipes' max_length (repro/recipes/_sft.yaml: Tulu 3 default)
+DEFAULT_MAX_LENGTH = 4096  # the SFT recipes' max_length (recipes/_sft.yaml: Tulu 3 default)
 
 
 def _dot(a: Params, b: Params) -> torch.Tensor:

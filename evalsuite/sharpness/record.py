@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_text
+from core.errors import UsageError, json_loads
 from evalsuite import results as results_io
-from repro.atomic import write_text
-from repro.errors import UsageError, json_loads
 
 FORMAT = "smoltulu-sharpness/1"
 FOLDER = "sharpness"  # files are found in folders of this name under the --results roots

@@ -21,9 +21,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from core import lock as lockfile
+from core.errors import UsageError, non_negative_int, one_line, positive_int
 from evalsuite.trainingdata import contamination as cont
-from repro import lock as lockfile
-from repro.errors import UsageError, non_negative_int, one_line, positive_int
+from evalsuite.trainingdata import contamination_index as cont_index
+from evalsuite.trainingdata import contamination_scan as cont_scan
 
 DEFAULT_OUTPUT_DIR = Path("results") / "contamination"
 TRAINING_SETS = ("tulu-3-sft-mixture", "tulu-3-preference-mixture", "rlvr-mixture")
@@ -257,7 +259,7 @@ def reported(dataset: str | None) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from repro.atomic import write_text
+    from core.atomic import write_text
 
     if args.method == "exact" and (args.ngram_size != cont.NGRAM_SIZE or args.threshold != cont.THRESHOLD):
         raise UsageError("--ngram-size and --threshold apply to --method ngram only")
@@ -296,12 +298,12 @@ def run(args: argparse.Namespace) -> int:
         )
 
     t0 = time.perf_counter()
-    index = cont.build_index(
+    index = cont_index.build_index(
         loaded, method=args.method, n=args.ngram_size, threshold=args.threshold, progress=True
     )
     index_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = cont.scan(
+    result = cont_scan.scan(
         index,
         rows,
         workers=args.workers,
@@ -311,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     )
     scan_s = time.perf_counter() - t0
 
-    measured = {r["benchmark"]: r for r in cont.summarize(index, result, status)}
+    measured = {r["benchmark"]: r for r in cont_scan.summarize(index, result, status)}
     per = []
     for bench in benches:
         entry = measured.get(bench.name)

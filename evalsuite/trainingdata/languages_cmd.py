@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core import lock as lockfile
+from core.errors import non_negative_int, positive_int, seed
 from evalsuite.trainingdata import languages as lang
-from repro import lock as lockfile
-from repro.errors import non_negative_int, positive_int, seed
 
 DEFAULT_OUTPUT = Path("results") / "languages"
 

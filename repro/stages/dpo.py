@@ -1,6 +1,6 @@
 """DPO on TRL's DPOTrainer: length-normalised loss, reference log-probs precomputed once.
 
-Rows are tokenized as open-instruct's DPO does (repro/preference.py): each side's whole
+Rows are tokenized as open-instruct's DPO does (core/preference.py): each side's whole
 conversation through the selected chat template, every assistant turn scored. TRL's own
 preparation cannot express that: it splits a row into one shared prompt and one contiguous
 completion per side (DPOTrainer._prepare_dataset, DataCollatorForPreference), so earlier assistant
@@ -16,8 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro import chat_templates, preference
-from repro.chat_templates import Selection
+from core import chat_templates, preference
+from core.chat_templates import Selection
+
+DATASET_COLUMNS = ("chosen", "rejected")  # Tulu 3 preference mixture schema
+SMOKE_ROWS = "preference.jsonl"
+
+
+def dropped(trainer: Any, dataset: Any, config: Any) -> dict[str, int]:
+    """open-instruct drops pairs left with no label after truncation."""
+    return {"no_label_after_truncation": len(dataset) - len(trainer.train_dataset)}
+
 
 COLUMNS = ("chosen_ids", "chosen_mask", "rejected_ids", "rejected_mask")
 

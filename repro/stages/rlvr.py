@@ -3,7 +3,7 @@
 SmolTulu-1.7b-Reinforced was trained with PPO (its card); TRL 1.x has no PPO trainer, so this stage
 runs RLOO, which keeps the card's KL-in-the-reward (beta x summed kl1), clipped ratio, epochs per
 rollout batch and whitened advantages, and replaces the value model and GAE by the leave-one-out mean
-of the prompt's other samples (repro/recipes/_rlvr.yaml lists what cannot apply). Rows are Tulu 3's
+of the prompt's other samples (recipes/_rlvr.yaml lists what cannot apply). Rows are Tulu 3's
 RLVR rows (`messages`, `ground_truth`, `dataset`): the prompt is `messages` without a final assistant
 turn, rendered with the selected chat template and its generation prompt, as open-instruct's
 SFTGroundTruthDatasetProcessor does; prompts over `max_prompt_length` tokens are dropped and counted.
@@ -24,9 +24,100 @@ from typing import Any
 
 from trl import RLOOConfig
 
-from repro import chat_templates, stages, verifiers
-from repro.chat_templates import Selection
-from repro.errors import UsageError
+from core import chat_templates
+from core.chat_templates import Selection
+from core.errors import UsageError
+from repro import stages, verifiers
+
+DATASET_COLUMNS = ("messages", "ground_truth", "dataset")  # Tulu 3's RLVR rows: the verifier and its truth
+SMOKE_ROWS = "rlvr.jsonl"
+# Smoke rollouts stop at this many tokens: the tiny random model almost never ends a response, so
+# the recipe's 2048 would cost minutes of CPU per rollout; the cut responses get the truncation penalty.
+SMOKE_COMPLETION_TOKENS = 32
+
+
+def adjust_request(req: Any) -> Any:
+    """A smoke run gets one device's rollout: its 24 rows could not fill the full world size's."""
+    return one_device(req) if req.profile == "smoke" else req
+
+
+def check_rows(dataset: Any, where: str, recipe: Any) -> None:
+    """Every row must name a verifier that can score it."""
+    verifiers.check_rows(dataset, where, recipe.hp("ifeval_reward"))
+
+
+def config_overrides(recipe: Any, profile: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"use_vllm": use_vllm()}  # colocated vLLM generation on a GPU when installed
+    if profile == "smoke":
+        out["max_completion_length"] = SMOKE_COMPLETION_TOKENS
+    return out
+
+
+def dropped(trainer: Any, dataset: Any, config: Any) -> dict[str, int]:
+    """open-instruct drops prompts over max_prompt_token_length: counted."""
+    print(
+        f"RLVR: {trainer.dropped_prompts} prompts over {config.max_prompt_length} tokens dropped; "
+        f"generation with {'vLLM' if config.use_vllm else 'transformers'}"
+    )
+    return {"prompt_over_max_prompt_length": trainer.dropped_prompts}
+
+
+def trl_kwargs(recipe: Any, plan: Any) -> dict[str, Any]:
+    """Generation round and length of an RLVR run, in TRL's terms (refused when they cannot hold)."""
+    sizes = rollout_of(recipe)
+    verifiers.check_ifeval_reward(recipe.hp("ifeval_reward"))
+    for key, supported in (("stop_token", "eos"), ("kl_estimator", "kl1")):
+        if key in recipe.hyperparameters and recipe.hp(key) != supported:
+            raise UsageError(
+                f"recipe {recipe.name}: {key} {recipe.hp(key)!r}: RLOO supports only {supported!r}"
+            )
+    return {"generation_batch_size": sizes.rollout, "max_steps": max(sizes.optimizer_steps, 1)}
+
+
+def manifest_extra(trainer: Any, config: Any) -> dict[str, Any]:
+    return {"rlvr": _rlvr_record(trainer, config)}
+
+
+def dry_run_lines(recipe: Any) -> list[str]:
+    return [
+        "",
+        *describe_rollout(recipe),
+        "",
+        "RLVR trainer: TRL RLOOTrainer, not the card's PPO (TRL 1.x has none; recipes/_rlvr.yaml); "
+        "it clips the whole sequence's importance ratio where PPO clips each token's (the fraction "
+        "clipped is recorded in manifest.json); rewards from repro/verifiers.py (GSM8K, MATH, IFEval "
+        f"by {recipe.hp('ifeval_reward')}); generation with "
+        + ("vLLM (installed, GPU present)" if use_vllm() else "transformers (vLLM needs a GPU)"),
+    ]
+
+
+CLIP_KEYS = ("clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean")  # TRL RLOO's logs
+
+
+def _rlvr_record(trainer: Any, config: Any) -> dict[str, Any]:
+    """The trainer actually run, its generation backend and each step's verifier and reward figures."""
+    keys = ("reward", "rlvr/verified", "rlvr/truncated", "kl", *CLIP_KEYS)
+    steps = [
+        {"step": e["step"], **{k: e[k] for k in keys if k in e}}
+        for e in trainer.state.log_history
+        if "loss" in e and any(k in e for k in keys)  # generation steps (a rollout is reused num_iterations)
+    ]
+    clipped = [e[CLIP_KEYS[0]] for e in trainer.state.log_history if CLIP_KEYS[0] in e]
+    return {
+        "trainer": type(trainer).__mro__[1].__name__,
+        # TRL's RLOO clips the sequence's ratio (PPO clips each token's): the share of completions clipped
+        "clip_fraction": {
+            "ratio": "sequence",
+            "mean": sum(clipped) / len(clipped) if clipped else None,
+            "max": max(clipped) if clipped else None,
+            "steps": len(clipped),
+        },
+        "departure": "PPO on the card; TRL has no PPO trainer, RLOO instead (recipes/_rlvr.yaml)",
+        "generation": "vllm" if config.use_vllm else "transformers",
+        "max_completion_length": config.max_completion_length,  # SMOKE_COMPLETION_TOKENS in a smoke run
+        "steps": steps,
+    }
+
 
 KEEP = ("prompt", "ground_truth", "dataset")
 
@@ -106,7 +197,7 @@ def one_device(req: Any) -> Any:
     smoke profile's, whose 24 rows could not fill a round of the full world size's 112 prompts."""
     from dataclasses import replace
 
-    from repro.recipe import apply_overrides, plan_batch
+    from core.recipe import apply_overrides, plan_batch
 
     one = apply_overrides(
         req.recipe, ["world_size=1", f"effective_batch_size={req.recipe.hp('local_mini_batch_size')}"]
@@ -250,7 +341,7 @@ def build(
         tokenizer.pad_token = tokenizer.eos_token
     rows, dropped = prepare(dataset, tokenizer, config.max_prompt_length)
     if len(rows) == 0:
-        from repro.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"every prompt is longer than max_prompt_length {config.max_prompt_length} tokens")
     # The reference (beta > 0) is loaded by TRL from the same folder as the policy, in its dtype.
@@ -259,5 +350,5 @@ def build(
     trainer = trainer_class()(
         model=model, args=config, train_dataset=rows, processing_class=tokenizer, reward=reward
     )
-    trainer.dropped_prompts = dropped  # read by repro.run for the manifest
+    trainer.dropped_prompts = dropped  # read by repro.training.run for the manifest
     return trainer

@@ -1,6 +1,6 @@
 """Reward model on TRL's RewardTrainer: score head on the policy, a pad token of its own.
 
-Rows are tokenized as open-instruct's reward model tokenizes them (repro/preference.py): each
+Rows are tokenized as open-instruct's reward model tokenizes them (core/preference.py): each
 side's whole conversation through the selected chat template, the reward read at the token before
 the first pad. The rows reach TRL already tokenized (`chosen_ids` / `rejected_ids`, which
 RewardTrainer accepts as they are), so TRL's own chat-template rendering is not used.
@@ -15,8 +15,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro import chat_templates, preference, stages
-from repro.chat_templates import Selection
+from core import chat_templates, preference
+from core.chat_templates import Selection
+from repro import stages
+
+DATASET_COLUMNS = ("chosen", "rejected")  # Tulu 3 preference mixture schema
+SMOKE_ROWS = "preference.jsonl"
+
+
+def dropped(trainer: Any, dataset: Any, config: Any) -> dict[str, int]:
+    """TRL filters pairs over max_length: counted."""
+    n = len(dataset) - len(trainer.train_dataset)
+    print(f"reward model: {n} pairs over {config.max_length} tokens dropped")
+    return {"over_max_length": n}
+
 
 PAD_TOKEN = "<|pad|>"
 

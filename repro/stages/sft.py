@@ -1,6 +1,6 @@
 """SFT on TRL's SFTTrainer: assistant-only loss through a template with generation markers.
 
-The template is the run's selection (repro/chat_templates.py: open-instruct's `tulu` or SmolLM2's
+The template is the run's selection (core/chat_templates.py: open-instruct's `tulu` or SmolLM2's
 ChatML, whichever renders like the tokenizer's own); its `{% generation %}` spans are the tokens
 open-instruct's finetune.py `encode_sft_example` leaves unmasked.
 """
@@ -10,9 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro import chat_templates
-from repro.chat_templates import Selection
-from repro.sft_loss import MEAN, SUM, TOKEN_MEAN
+from core import chat_templates
+from core.chat_templates import Selection
+from core.resolve import Resolved, resolve
+from repro.stages.sft_loss import MEAN, SUM, TOKEN_MEAN
+
+DATASET_COLUMNS = ("messages",)  # Tulu 3 SFT mixture schema
+SMOKE_ROWS = "sft.jsonl"
+SMOKE_FROM_TINY_MODEL = True  # the first stage: nothing of ours to start from
+
+
+def extra_inputs(req: Any) -> dict[str, Resolved]:
+    """A real run takes its chat template from the recipe's tokenizer (a pinned input of its own)."""
+    if req.profile != "real":
+        return {}
+    name = str(req.recipe.inputs["chat_template"].value)
+    return {"chat_template": resolve(name, lock=req.lock, allow_unlocked=req.allow_unlocked)}
 
 
 def build(
@@ -20,7 +33,7 @@ def build(
 ) -> Any:
     from transformers import AutoModelForCausalLM
 
-    from repro.sft_loss import ReducedLossSFTTrainer  # SFTTrainer with the recipe's loss_reduction
+    from repro.stages.sft_loss import ReducedLossSFTTrainer  # SFTTrainer with the recipe's loss_reduction
 
     if template is None:  # refused unless a training template renders like the tokenizer's
         template = chat_templates.for_dataset(tokenizer, dataset)

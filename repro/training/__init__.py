@@ -1,0 +1,1 @@
+"""The training runner: a recipe and a profile to TRL arguments, a trainer, checkpoints and a manifest."""
