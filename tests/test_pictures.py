@@ -70,12 +70,3 @@ def test_a_constant_grid_is_not_drawn_as_a_colour_map(tmp_path: Path) -> None:
     ax2 = Figure().add_subplot()
     figure1._draw_map(ax2, varied, [1e-5, 9e-5], [4, 8], "gsm8k", {}, "GSM8K: smoke")
     assert len(ax2.figure.axes) == 2 and not np.isnan(ax2.get_xlim()).any()
-
-
-def test_the_training_log_says_what_a_summed_loss_is() -> None:
-    from repro.stages import sft
-    from repro.stages.sft_loss import REDUCTIONS
-
-    notes = {r: sft.loss_note(r) for r in REDUCTIONS}
-    assert "thousands" in notes["sum"] and "expected" in notes["sum"]
-    assert len(set(notes.values())) == len(REDUCTIONS)

@@ -196,3 +196,12 @@ def test_the_sft_stage_trains_with_the_recipes_reduction(tiny_model_dir: Path, t
     )
     assert isinstance(trainer, ReducedLossSFTTrainer) and trainer.args.loss_reduction == "sum"
     assert trainer.loss_is_scaled_for_ga is True and not trainer.args.average_tokens_across_devices
+
+
+def test_the_training_log_says_what_a_summed_loss_is() -> None:
+    from repro.stages import sft
+    from repro.stages.sft_loss import REDUCTIONS
+
+    notes = {r: sft.loss_note(r) for r in REDUCTIONS}
+    assert "thousands" in notes["sum"] and "expected" in notes["sum"]
+    assert len(set(notes.values())) == len(REDUCTIONS)

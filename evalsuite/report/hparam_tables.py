@@ -27,7 +27,7 @@ TABLES = (
     ("Table 7: Reward model hyperparameter selection", ["rm-1130", "rm-1207"], 1e7),
 )
 REFERENCE_FILE = "hparam_reference.yaml"
-TABLES = Path(__file__).resolve().parents[2] / "tables"
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "tables"
 ROW_LABELS = ("Learning Rate (LR)", "Batch Size (BS)")
 
 
@@ -96,7 +96,7 @@ def _sourced(raw: Any, where: str, kind: type | tuple[type, ...]) -> recipe.Sour
 def reference_columns(text: str | None = None) -> list[ReferenceColumn]:
     """Every reference column of tables/hparam_reference.yaml (or of `text`), validated."""
     if text is None:
-        text = (TABLES / REFERENCE_FILE).read_text(encoding="utf-8")
+        text = (REFERENCE_DIR / REFERENCE_FILE).read_text(encoding="utf-8")
     raw = yaml.safe_load(text)
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), list):
         raise UsageError(f"{REFERENCE_FILE}: expected a mapping with a 'columns' list")
@@ -155,7 +155,7 @@ def tables() -> list[HparamTable]:
         body = [[str(v) for v in row] + extra for row, extra in zip(own, ref, strict=True)]
         headers = ["", *(recipe.load(name).paper_name for name in names), *(c.header for c in cols)]
         notes = [
-            "SmolTulu columns regenerated from recipes; "
+            "SmolTulu columns regenerated from recipes/*.yaml; "
             + (
                 "Tulu 3 columns as the paper prints them (tables/hparam_reference.yaml, each value "
                 "with its source)."

@@ -121,6 +121,11 @@ def _power(
     return v
 
 
+def _check_budget(method: str, max_iterations: int, tolerance: float) -> None:
+    if max_iterations < 1 or not tolerance > 0:
+        raise UsageError(f"{method} needs --max-iterations >= 1 and a positive --tolerance")
+
+
 def power_iteration(
     hvp: Callable[[Params], Params],
     like: Params,
@@ -131,8 +136,7 @@ def power_iteration(
     progress: bool = False,
 ) -> PowerResult:
     """The top eigenvalue of the symmetric operator `hvp` by power iteration (module docstring)."""
-    if max_iterations < 1 or not tolerance > 0:
-        raise UsageError("power iteration needs --max-iterations >= 1 and a positive --tolerance")
+    _check_budget("power iteration", max_iterations, tolerance)
     out = PowerResult(math.nan, 0, False, tolerance, max_iterations, seed)
     with tqdm(total=max_iterations, desc="power iteration", disable=not progress, leave=False) as bar:
         _power(hvp, _unit_start(like, seed), out, max_iterations, 0.0, bar)
@@ -157,8 +161,7 @@ def lanczos(
     import numpy as np
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-    if max_iterations < 1 or not tolerance > 0:
-        raise UsageError("Lanczos needs --max-iterations >= 1 and a positive --tolerance")
+    _check_budget("Lanczos", max_iterations, tolerance)
     keys = list(like)
     sizes = [like[k].numel() for k in keys]
     n = sum(sizes)
