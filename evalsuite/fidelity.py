@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +58,35 @@ def protocol_check_text(results: Path, label: str, lock: Path | None = None) -> 
     return grid.render(protocol_table.protocol_grid(table, report), "md")
 
 
+def _flip_bound(
+    benchmark: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], flips: list[bool]
+) -> float | None:
+    """What the flipped items can net on the headline at 95% (points): 1.96 * sqrt(sum of each
+    flip's squared weight), a flip in a subtask of n_s items weighing 100 / n_s / subtasks for a
+    subtask mean and 100 / n for one accuracy; None for other headlines (IFEval)."""
+    from evalsuite import benchmarks as registry
+
+    headline = registry.get(benchmark).headline
+    if headline is registry.accuracy:
+        return 1.96 * math.sqrt(sum(flips)) * 100.0 / len(pairs)
+    if headline is not registry.subtask_mean:
+        return None
+    size: dict[str, int] = defaultdict(int)
+    for ref, _ in pairs:
+        size[ref["subtask"]] += 1
+    var = sum(
+        (100.0 / size[r["subtask"]] / len(size)) ** 2 for (r, _), f in zip(pairs, flips, strict=True) if f
+    )
+    return 1.96 * math.sqrt(var)
+
+
 def compare_items(
     benchmark: str, reference: list[dict[str, Any]], other: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Two evaluations of the same items: score difference (other - reference, on the items both
-    hold), items whose score flipped each way, and the largest log-likelihood difference."""
+    hold), items whose score flipped each way (with their ids), what those flips can net at 95%
+    (`flip_bound`; the tolerance is the larger of it and |difference|), the largest log-likelihood
+    difference, and for generation benchmarks how many outputs (and IFEval metrics) differ at all."""
     from evalsuite import benchmarks as registry
 
     mine = {str(it["id"]): it for it in other}
@@ -73,15 +100,84 @@ def compare_items(
         for r, o in pairs
         for x, y in zip(r.get("loglikelihoods", []), o.get("loglikelihoods", []), strict=True)
     ]
-    return {
+    gained = [str(r["id"]) for r, o in pairs if float(o["score"]) > float(r["score"])]
+    lost = [str(r["id"]) for r, o in pairs if float(o["score"]) < float(r["score"])]
+    bound = _flip_bound(benchmark, pairs, [float(o["score"]) != float(r["score"]) for r, o in pairs])
+    row: dict[str, Any] = {
         "n": len(pairs),
         "reference": round(a, 4),
         "other": round(b, 4),
         "difference": round(b - a, 4),
-        "flips_gained": sum(float(o["score"]) > float(r["score"]) for r, o in pairs),
-        "flips_lost": sum(float(o["score"]) < float(r["score"]) for r, o in pairs),
+        "flips_gained": len(gained),
+        "flips_lost": len(lost),
+        "flip_bound": None if bound is None else round(bound, 4),
+        "tolerance": None if bound is None else round(max(bound, abs(b - a)), 4),
         "max_abs_loglikelihood_difference": max(lls) if lls else None,
+        "median_abs_loglikelihood_difference": statistics.median(lls) if lls else None,
+        "gained_ids": gained,
+        "lost_ids": lost,
     }
+    generated = [(r, o) for r, o in pairs if "output" in r and "output" in o]
+    if generated:
+        row["outputs_compared"] = len(generated)
+        row["outputs_differ"] = sum(r["output"] != o["output"] for r, o in generated)
+    with_metrics = [(r, o) for r, o in pairs if "metrics" in r and "metrics" in o]
+    if with_metrics:
+        row["metrics_differ"] = sum(r["metrics"] != o["metrics"] for r, o in with_metrics)
+    return row
+
+
+def study_items(folder: Path, benchmark: str) -> list[dict[str, Any]]:
+    """One benchmark's per-item records from a results folder (results.json, checked) or from a
+    `--compare-dtype` study folder (items/<benchmark>.jsonl, no results.json)."""
+    folder = Path(folder)
+    if (folder / results_io.RESULTS_FILE).is_file():
+        return results_io.load_items(folder, benchmark)
+    path = folder / results_io.ITEMS_DIR / f"{benchmark}.jsonl"
+    if not path.is_file():
+        raise UsageError(f"{folder}: neither a results folder nor a study folder with {benchmark} items")
+    records = results_io.read_items(path)[1]
+    for lineno, rec in enumerate(records, 1):
+        if not isinstance(rec, dict) or not {"id", "score", "subtask"} <= rec.keys():
+            raise UsageError(f"{path}: record {lineno}: item record needs 'id', 'subtask' and 'score'")
+    return records
+
+
+def _print_rows(benchmarks: dict[str, dict[str, Any]]) -> None:
+    for name, row in benchmarks.items():
+        extra = ""
+        if "outputs_differ" in row:
+            extra = f"; outputs differ {row['outputs_differ']}/{row['outputs_compared']}"
+        print(
+            f"{name}: n={row['n']} {row['reference']:.2f} -> {row['other']:.2f} ({row['difference']:+.2f}); "
+            f"flips +{row['flips_gained']} -{row['flips_lost']} (can net {row['flip_bound']}; "
+            f"tolerance {row['tolerance']}); "
+            f"max |d loglik| {row['max_abs_loglikelihood_difference']}{extra}"
+        )
+
+
+def compare_folders(args: argparse.Namespace) -> Path:
+    """`--against REF --compare-with OTHER`: two finished evaluations (results or study folders; e.g.
+    a vLLM run and an HF run) compared item by item, nothing evaluated; written to
+    OUTPUT/<label>-comparison/comparison.json."""
+    from repro import atomic
+
+    names = args.benchmarks_list
+    if not names:
+        raise UsageError("--compare-with needs --benchmarks (the benchmarks both folders hold)")
+    study = {
+        "reference": str(args.against),
+        "other": str(args.compare_with),
+        "benchmarks": {
+            name: compare_items(name, study_items(args.against, name), study_items(args.compare_with, name))
+            for name in names
+        },
+    }
+    out = Path(args.output) / f"{args.label}-comparison"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / "comparison.json", json.dumps(study, indent=2) + "\n")
+    _print_rows(study["benchmarks"])
+    return out
 
 
 def dtype_study(args: argparse.Namespace, names: list[str], model_dir: Path) -> Path:
@@ -123,12 +219,7 @@ def dtype_study(args: argparse.Namespace, names: list[str], model_dir: Path) -> 
         },
     }
     atomic.write_text(out / "dtype_study.json", json.dumps(study, indent=2) + "\n")
-    for name, row in study["benchmarks"].items():
-        print(
-            f"{name}: n={row['n']} {row['reference']:.2f} -> {row['other']:.2f} ({row['difference']:+.2f}); "
-            f"flips +{row['flips_gained']} -{row['flips_lost']}; "
-            f"max |d loglik| {row['max_abs_loglikelihood_difference']}"
-        )
+    _print_rows(study["benchmarks"])
     return out
 
 
@@ -137,6 +228,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.sample is not None:
         raise UsageError("give --sample or --limit, not both")
+    if args.compare_with is not None:
+        if args.against is None or args.compare_dtype is not None:
+            raise UsageError("--compare-with takes --against (the reference folder) and no --compare-dtype")
+        args.benchmarks_list = run_cmd.benchmark_list(args.benchmarks)
+        print(f"written: {compare_folders(args)}")
+        return 0
     if (args.compare_dtype is None) != (args.against is None):
         raise UsageError("--compare-dtype and --against go together")
     if args.compare_dtype is not None:
@@ -192,7 +289,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="tolerance study: evaluate with the HF backend in this dtype and compare item by item with "
         "--against (score difference, flipped items, largest log-likelihood difference)",
     )
-    p.add_argument("--against", type=Path, help="the results folder the --compare-dtype run is compared with")
+    p.add_argument(
+        "--against",
+        type=Path,
+        help="the results folder the --compare-dtype (or --compare-with) run is compared with",
+    )
+    p.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="OTHER",
+        help="compare two finished evaluations item by item, evaluating nothing: OTHER (a results folder or "
+        "a --compare-dtype study folder, e.g. a --backend vllm run) against --against, for --benchmarks",
+    )
     p.add_argument(
         "--force", action="store_true", help="empty a results folder that holds another model's results first"
     )

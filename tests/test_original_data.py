@@ -247,3 +247,47 @@ def test_dtype_study_compares_a_bfloat16_run_with_a_float32_one(
     assert written["dtype"] == "bfloat16" and row["n"] == 2
     # bfloat16 keeps 8 bits of mantissa: the log-likelihoods move, but not by whole nats
     assert 0 < row["max_abs_loglikelihood_difference"] < 1
+
+
+def test_compare_items_counts_differing_generations_and_what_flips_can_net() -> None:
+    from evalsuite.fidelity import compare_items
+
+    ref = [
+        {"id": str(i), "subtask": "gsm8k", "score": s, "output": "#### 1"} for i, s in enumerate([1, 0, 0, 0])
+    ]
+    other = [dict(r) for r in ref]
+    other[0] = {**other[0], "score": 0, "output": "y #### 2"}  # lost
+    other[1] = {**other[1], "output": "z"}  # a different generation, same score
+    row = compare_items("gsm8k", ref, other)
+    assert (row["outputs_compared"], row["outputs_differ"]) == (4, 2)
+    assert (row["lost_ids"], row["gained_ids"]) == (["0"], [])
+    assert row["flip_bound"] == round(1.96 * 100 / 4, 4) and row["tolerance"] == row["flip_bound"]
+    # a subtask mean weighs a flip by its subtask's size: 100 / 2 / 2 subtasks here
+    arc = [{"id": str(i), "subtask": "ab"[i % 2], "score": 1} for i in range(4)]
+    assert compare_items("arc", arc, [{**arc[0], "score": 0}, *arc[1:]])["flip_bound"] == round(1.96 * 25, 4)
+
+
+def test_compare_with_compares_two_finished_folders_item_by_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalsuite import cli
+
+    for name, scores in (("ref", [1, 1, 0]), ("study", [1, 0, 1])):
+        (tmp_path / name / "items").mkdir(parents=True)
+        lines = [
+            json.dumps({"id": str(i), "subtask": "gsm8k", "score": s, "output": f"#### {s}"})
+            for i, s in enumerate(scores)
+        ]
+        (tmp_path / name / "items" / "gsm8k.jsonl").write_text("\n".join(lines) + "\n")
+    done = cli.main([
+        "fidelity", "--benchmarks", "gsm8k", "--against", str(tmp_path / "ref"),
+        "--compare-with", str(tmp_path / "study"), "--output", str(tmp_path / "out"), "--label", "x",
+    ])  # fmt: skip
+    assert done == 0, capsys.readouterr().err
+    written = json.loads((tmp_path / "out" / "x-comparison" / "comparison.json").read_text())
+    row = written["benchmarks"]["gsm8k"]
+    assert (row["gained_ids"], row["lost_ids"]) == (["2"], ["1"])
+    assert (row["outputs_differ"], row["difference"]) == (2, 0)
+    capsys.readouterr()
+    assert cli.main(["fidelity", "--compare-with", str(tmp_path / "study")]) != 0
+    assert "--against" in capsys.readouterr().err
