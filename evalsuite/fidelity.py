@@ -160,7 +160,7 @@ def compare_folders(args: argparse.Namespace) -> Path:
     """`--against REF --compare-with OTHER`: two finished evaluations (results or study folders; e.g.
     a vLLM run and an HF run) compared item by item, nothing evaluated; written to
     OUTPUT/<label>-comparison/comparison.json."""
-    from repro import atomic
+    from core import atomic
 
     names = args.benchmarks_list
     if not names:
