@@ -139,7 +139,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 def hold_lock(folder: Path, what: str) -> subprocess.Popen:
     """Another process holding `folder`'s run lock (as a live run does) until it is killed."""
     code = (
-        "import sys, time; from pathlib import Path; from repro import run_lock; "
+        "import sys, time; from pathlib import Path; from core import run_lock; "
         "run_lock.acquire(Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(600)"
     )
     proc = subprocess.Popen(

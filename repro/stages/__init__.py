@@ -9,10 +9,21 @@ runner (repro/training/run.py) asks `hook(stage, name)` and names no stage itsel
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Any
 
 STAGES = ("sft", "dpo", "rm", "rlvr")
+
+# TRL 1.x calls model.is_gradient_checkpointing and gradient_checkpointing_enable/_disable around
+# generation and reference passes, names transformers 5 deprecated (activation_checkpointing): nothing
+# of ours to change, and each FutureWarning would repeat every rollout.
+warnings.filterwarnings(
+    "ignore",
+    message=r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated",
+    category=FutureWarning,
+    module="transformers",
+)
 
 
 def _unchanged(req: Any) -> Any:

@@ -28,15 +28,6 @@ from core.resolve import Resolved, finished_run, outputs_root, resolve
 from repro import stages
 from repro.training import checkpoints, trl_args
 
-# TRL 1.x calls model.is_gradient_checkpointing and gradient_checkpointing_enable/_disable around
-# generation and reference passes, names transformers 5 deprecated (activation_checkpointing): nothing
-# of ours to change, and each FutureWarning would repeat every rollout.
-warnings.filterwarnings(
-    "ignore",
-    message=r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated",
-    category=FutureWarning,
-    module="transformers",
-)
 PROFILES = ("real", "smoke")
 SMOKE_MAX_STEPS = 3
 REAL_SAVE_STEPS = 500
