@@ -5,6 +5,7 @@ an n-gram crediting at most search_size documents in (row, turn) order, and the 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,9 +211,19 @@ def scan(
         else:
             _WORKER_INDEX = index
             # fork: workers share the index the parent built, without pickling it; imap keeps
-            # the batches in row order, which the cap needs
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # the batches in row order, which the cap needs. The workers take back the default
+            # SIGTERM (the CLI's turns it into an exception), and a finished pool is closed and
+            # joined: Pool.terminate, which `with` would call, can leave a worker blocked on the
+            # task queue's lock forever.
+            pool = multiprocessing.get_context("fork").Pool(
+                workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)
+            )
+            try:
                 take(pool.imap(_work, jobs, chunksize=1))
+                pool.close()
+                pool.join()
+            finally:
+                pool.terminate()
     finally:
         _WORKER_INDEX = None
         bar.close()
