@@ -67,16 +67,16 @@ def _flip_bound(
     from evalsuite import benchmarks as registry
 
     headline = registry.get(benchmark).headline
-    if headline is registry.accuracy:
-        return 1.96 * math.sqrt(sum(flips)) * 100.0 / len(pairs)
-    if headline is not registry.subtask_mean:
-        return None
     size: dict[str, int] = defaultdict(int)
     for ref, _ in pairs:
         size[ref["subtask"]] += 1
-    var = sum(
-        (100.0 / size[r["subtask"]] / len(size)) ** 2 for (r, _), f in zip(pairs, flips, strict=True) if f
-    )
+    if headline is registry.accuracy:
+        weight = {s: 100.0 / len(pairs) for s in size}
+    elif headline is registry.subtask_mean:
+        weight = {s: 100.0 / n / len(size) for s, n in size.items()}
+    else:
+        return None
+    var = sum(weight[r["subtask"]] ** 2 for (r, _), f in zip(pairs, flips, strict=True) if f)
     return 1.96 * math.sqrt(var)
 
 
@@ -156,13 +156,12 @@ def _print_rows(benchmarks: dict[str, dict[str, Any]]) -> None:
         )
 
 
-def compare_folders(args: argparse.Namespace) -> Path:
+def compare_folders(args: argparse.Namespace, names: list[str] | None) -> Path:
     """`--against REF --compare-with OTHER`: two finished evaluations (results or study folders; e.g.
     a vLLM run and an HF run) compared item by item, nothing evaluated; written to
     OUTPUT/<label>-comparison/comparison.json."""
     from core import atomic
 
-    names = args.benchmarks_list
     if not names:
         raise UsageError("--compare-with needs --benchmarks (the benchmarks both folders hold)")
     study = {
@@ -231,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_with is not None:
         if args.against is None or args.compare_dtype is not None:
             raise UsageError("--compare-with takes --against (the reference folder) and no --compare-dtype")
-        args.benchmarks_list = run_cmd.benchmark_list(args.benchmarks)
-        print(f"written: {compare_folders(args)}")
+        print(f"written: {compare_folders(args, run_cmd.benchmark_list(args.benchmarks))}")
         return 0
     if (args.compare_dtype is None) != (args.against is None):
         raise UsageError("--compare-dtype and --against go together")
